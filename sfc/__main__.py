@@ -1,0 +1,3 @@
+from sfc.cli import main
+
+raise SystemExit(main())
