@@ -61,7 +61,7 @@ def musical_bands(num_bands: int, n_fft: int = 2048, sample_rate: int = 44100) -
 
 def band_membership(bands: tuple[Band, ...], num_freqs: int) -> torch.Tensor:
     """Boolean matrix (K, F): entry [k, f] is True when bin f belongs to band k."""
-    member = torch.zeros(len(bands), num_freqs, dtype=torch.bool)
+    member = torch.zeros(len(bands), num_freqs, dtype=torch.bool, device="cpu")  # constant table
     for k, (start, end) in enumerate(bands):
         member[k, start:end] = True
     return member

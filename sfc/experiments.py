@@ -107,14 +107,22 @@ def parse_experiment(exp_id: str) -> Experiment:
         )
     task, encoder, size, bands, *rest = parts
     if task not in TASKS:
-        raise UserError(f"unknown experiment id {exp_id!r}: task {task!r} is not one of {sorted(TASKS)}")
+        raise UserError(
+            f"unknown experiment id {exp_id!r}: task {task!r} is not one of {sorted(TASKS)}"
+        )
     if encoder not in ENCODERS:
-        raise UserError(f"unknown experiment id {exp_id!r}: encoder {encoder!r} is not one of {list(ENCODERS)}")
+        raise UserError(
+            f"unknown experiment id {exp_id!r}: encoder {encoder!r} is not one of {list(ENCODERS)}"
+        )
     if size not in SIZES:
-        raise UserError(f"unknown experiment id {exp_id!r}: size {size!r} is not one of {list(SIZES)}")
+        raise UserError(
+            f"unknown experiment id {exp_id!r}: size {size!r} is not one of {list(SIZES)}"
+        )
     match = re.fullmatch(r"k([1-9][0-9]*)", bands)
     if not match or not 2 <= int(match.group(1)) <= 1025:
-        raise UserError(f"unknown experiment id {exp_id!r}: bands {bands!r} must look like k64 (2..1025)")
+        raise UserError(
+            f"unknown experiment id {exp_id!r}: bands {bands!r} must look like k64 (2..1025)"
+        )
     separator, variants, seed = "tf_locoformer", [], DEFAULT_SEED
     if rest and rest[0] == "gru":
         separator, rest = "gru", rest[1:]
@@ -122,24 +130,34 @@ def parse_experiment(exp_id: str) -> Experiment:
         seed, rest = int(rest[-1][1:]), rest[:-1]
     for tag in rest:
         if tag not in VARIANTS:
-            raise UserError(f"unknown experiment id {exp_id!r}: variant {tag!r} is not one of {_VARIANT_ORDER}")
+            raise UserError(
+                f"unknown experiment id {exp_id!r}: variant {tag!r} is not one of {_VARIANT_ORDER}"
+            )
         if VARIANTS[tag][0] != encoder:
-            raise UserError(f"experiment id {exp_id!r}: variant {tag!r} applies to {VARIANTS[tag][0]}, not {encoder}")
+            raise UserError(
+                f"experiment id {exp_id!r}: variant {tag!r} applies to {VARIANTS[tag][0]}, not {encoder}"
+            )
         variants.append(tag)
-    if len(set(variants)) != len(variants) or variants != sorted(variants, key=_VARIANT_ORDER.index):
+    if len(set(variants)) != len(variants) or variants != sorted(
+        variants, key=_VARIANT_ORDER.index
+    ):
         raise UserError(
             f"experiment id {exp_id!r}: variants must be unique and in the order {_VARIANT_ORDER}"
         )
     for group in _CONFLICTS:
         if len(group & set(variants)) > 1:
-            raise UserError(f"experiment id {exp_id!r}: variants {sorted(group & set(variants))} exclude each other")
+            raise UserError(
+                f"experiment id {exp_id!r}: variants {sorted(group & set(variants))} exclude each other"
+            )
     exp = Experiment(task, encoder, size, int(match.group(1)), separator, tuple(variants), seed)
     exp.model_config()  # validates the combination
     return exp
 
 
 def _grid(tasks, encoders, sizes, bands, suffix="") -> list[str]:
-    return [f"{t}-{e}-{s}-k{k}{suffix}" for t in tasks for s in sizes for k in bands for e in encoders]
+    return [
+        f"{t}-{e}-{s}-k{k}{suffix}" for t in tasks for s in sizes for k in bands for e in encoders
+    ]
 
 
 # Every trained model the paper's tables and ablations need (spec §10-§12), grouped by table.

@@ -52,16 +52,18 @@ class STFT(nn.Module):
 
     def inverse(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         lead = spec.shape[:-2]
+        # Synthesis runs in float64: with the last frame dropped, the final ~hop samples are covered by
+        # one window tail only, and dividing by that small envelope amplifies float32 rounding ~30x.
         with torch.autocast(device_type=spec.device.type, enabled=False):
             wav = torch.istft(
-                spec.reshape(-1, *spec.shape[-2:]).to(torch.complex64),
+                spec.reshape(-1, *spec.shape[-2:]).to(torch.complex128),
                 n_fft=self.n_fft,
                 hop_length=self.hop_length,
-                window=self.window,
+                window=self.window.double(),
                 center=True,
                 length=length,
             )  # (B', L)
-        return wav.reshape(*lead, length)
+        return wav.float().reshape(*lead, length)
 
 
 def rms_scale(spec: torch.Tensor, eps: float = 1e-15) -> torch.Tensor:

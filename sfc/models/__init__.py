@@ -54,7 +54,9 @@ def model_checkpoint(model: SeparationModel, experiment: str | None = None, **ex
     }
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[SeparationModel, dict]:
+def load_model(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[SeparationModel, dict]:
     """Load a model file written from ``model_checkpoint`` (or a training checkpoint holding one).
 
     Returns:
@@ -68,7 +70,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
         raise UserError(f"cannot read checkpoint {path}: {err}") from err
     if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
-        raise UserError(f"{path} is not an sfc model checkpoint (no 'model_config'/'model' entries)")
+        raise UserError(
+            f"{path} is not an sfc model checkpoint (no 'model_config'/'model' entries)"
+        )
     model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt

@@ -25,9 +25,15 @@ SIZES: tuple[str, ...] = ("tiny", "small", "medium")
 # PAPER: spec §7.2 (TF-Locoformer small / medium).
 # ASSUMPTION: `tiny` is not in the paper; it keeps every mechanism at a size a 2-core CPU trains in minutes.
 SEPARATOR_DIMS: dict[str, dict[str, Any]] = {
-    "tiny": dict(num_layers=1, dim=32, num_heads=2, ffn_hidden=32, kernel_size=4, num_groups=2, dropout=0.0),
-    "small": dict(num_layers=4, dim=96, num_heads=4, ffn_hidden=128, kernel_size=8, num_groups=4, dropout=0.1),
-    "medium": dict(num_layers=6, dim=128, num_heads=8, ffn_hidden=192, kernel_size=8, num_groups=8, dropout=0.1),
+    "tiny": dict(
+        num_layers=1, dim=32, num_heads=2, ffn_hidden=32, kernel_size=4, num_groups=2, dropout=0.0
+    ),
+    "small": dict(
+        num_layers=4, dim=96, num_heads=4, ffn_hidden=128, kernel_size=8, num_groups=4, dropout=0.1
+    ),
+    "medium": dict(
+        num_layers=6, dim=128, num_heads=8, ffn_hidden=192, kernel_size=8, num_groups=8, dropout=0.1
+    ),
 }
 # PAPER: spec §5.3 / §6.1: D' (d_inner) of the SFC encoders; CA uses 4 heads at both paper sizes.
 SFC_DIMS: dict[str, dict[str, int]] = {
@@ -82,13 +88,24 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for key, choices in _CHOICES.items():
             if getattr(self, key) not in choices:
-                raise UserError(f"model config: {key}={getattr(self, key)!r} is not one of {choices}")
-        for key in ("num_bands", "num_channels", "num_sources", "n_fft", "hop_length", "sample_rate"):
+                raise UserError(
+                    f"model config: {key}={getattr(self, key)!r} is not one of {choices}"
+                )
+        for key in (
+            "num_bands",
+            "num_channels",
+            "num_sources",
+            "n_fft",
+            "hop_length",
+            "sample_rate",
+        ):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserError(f"model config: {key} must be a positive integer, got {value!r}")
         if self.num_bands < 2 or self.num_bands > self.num_freqs:
-            raise UserError(f"model config: num_bands={self.num_bands} must be in [2, {self.num_freqs}]")
+            raise UserError(
+                f"model config: num_bands={self.num_bands} must be in [2, {self.num_freqs}]"
+            )
 
     @property
     def num_freqs(self) -> int:
@@ -107,5 +124,7 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise UserError(f"model config: unknown key(s) {unknown}; known keys are {sorted(known)}")
+            raise UserError(
+                f"model config: unknown key(s) {unknown}; known keys are {sorted(known)}"
+            )
         return cls(**data)

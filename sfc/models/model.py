@@ -26,7 +26,9 @@ class SeparationModel(nn.Module):
         forward: mix (B, C, L) -> estimates (B, N, C, L)
     """
 
-    def __init__(self, config: ModelConfig, encoder: nn.Module, separator: nn.Module, decoder: nn.Module):
+    def __init__(
+        self, config: ModelConfig, encoder: nn.Module, separator: nn.Module, decoder: nn.Module
+    ):
         super().__init__()
         self.config = config
         self.stft = STFT(config.n_fft, config.hop_length)
@@ -49,7 +51,9 @@ class SeparationModel(nn.Module):
     def check_input(self, mix: torch.Tensor) -> None:
         """Raise UserError for input this model cannot separate."""
         if mix.dim() != 3:
-            raise UserError(f"expected input of shape (batch, channels, samples), got {tuple(mix.shape)}")
+            raise UserError(
+                f"expected input of shape (batch, channels, samples), got {tuple(mix.shape)}"
+            )
         if mix.shape[1] != self.num_channels:
             raise UserError(
                 f"this model separates {self.num_channels}-channel audio, got {mix.shape[1]} channel(s)"
@@ -75,4 +79,4 @@ class SeparationModel(nn.Module):
         mask = torch.complex(mask[:, 0], mask[:, 1])  # (B, N, C, T, F)
         est = mask * spec.unsqueeze(1)  # (B, N, C, T, F)
         wav = self.stft.inverse(est.transpose(-1, -2), length)  # (B, N, C, L)
-        return wav * scale.unsqueeze(1)
+        return wav * scale  # (B, N, C, L); scale (B, 1, 1, 1)

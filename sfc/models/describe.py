@@ -1,0 +1,72 @@
+"""`sfc describe <experiment-id>`: parameter counts and FLOPs per second of audio.
+
+FLOPs follow spec §14 item 8: `torch.utils.flop_counter` on a 1-s input at 44.1 kHz (matmuls,
+convolutions and attention; 1 multiply-add = 2 FLOPs), batch 1, divided by the duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from sfc.experiments import parse_experiment
+from sfc.models import SeparationModel, build_model
+
+
+def count_parameters(model: SeparationModel) -> dict[str, int]:
+    """Trainable parameters of the whole model and of its parts."""
+    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    return {
+        "total": count(model),
+        "encoder": count(model.encoder),
+        "decoder": count(model.decoder),
+        "separator": count(model.separator),
+    }
+
+
+def flops_per_second(model: SeparationModel, seconds: float = 1.0) -> float:
+    """Forward FLOPs per second of audio, counted on one `seconds`-long random input."""
+    was_training = model.training
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    model.eval()
+    try:
+        x = torch.randn(1, model.num_channels, int(seconds * model.sample_rate))
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+        return counter.get_total_flops() / seconds
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        model.train(was_training)
+
+
+def describe(exp_id: str, flops: bool = True) -> dict:
+    """Everything `sfc describe` prints for one experiment id."""
+    exp = parse_experiment(exp_id)
+    model = build_model(exp.model_config())
+    info = {
+        "experiment": exp.id,
+        "model_config": model.config.to_dict(),
+        "params": count_parameters(model),
+    }
+    if flops:
+        gflops = flops_per_second(model) / 1e9
+        info["gflops_per_second"] = round(gflops, 3)
+        info["gmacs_per_second"] = round(gflops / 2, 3)
+    return info
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", nargs="+", help="experiment id(s), e.g. mss-sfc_ca-small-k64")
+    parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count (fast)")
+
+
+def main(args: argparse.Namespace) -> int:
+    for exp_id in args.experiment:
+        print(json.dumps(describe(exp_id, flops=not args.no_flops)))
+    return 0

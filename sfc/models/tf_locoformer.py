@@ -1,0 +1,163 @@
+"""TF-Locoformer dual-path separator without positional encoding (BS-Locoformer's separator).
+
+PAPER: Sec. II-A; spec §7. Each layer runs a frequency path (sequences along K) then a time path
+(sequences along T); each path is a Macaron block:
+    x = x + FFN_1(RMSGroupNorm(x)); x = x + MHSA(RMSGroupNorm(x)); x = x + FFN_2(RMSGroupNorm(x))
+with FFN = SwiGLU conv-deconv (kernel 8, stride 1) and no positional encoding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sfc.models.config import SEPARATOR_DIMS, ModelConfig
+
+
+class RMSGroupNorm(nn.Module):
+    """RMS normalisation within groups of D/G channels at every position, gain only, in float32.
+
+    DEVIATION: eps is added inside the square root (x / sqrt(mean x^2 + eps)) rather than to the RMS
+    (x / (rms + eps)) as in the authors' code; with eps = 1e-5 the two differ only for near-silent
+    features.
+
+    Shapes:
+        x (..., D) -> (..., D)
+    """
+
+    def __init__(self, num_groups: int, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        if dim % num_groups:
+            raise ValueError(f"dim {dim} is not divisible by num_groups {num_groups}")
+        self.num_groups, self.eps = num_groups, eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype, shape = x.dtype, x.shape
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            g = x.float().view(*shape[:-1], self.num_groups, -1)  # (..., G, D/G)
+            g = g * torch.rsqrt(g.square().mean(-1, keepdim=True) + self.eps)
+            out = g.view(shape) * self.weight.float()
+        return out.to(dtype)
+
+
+class ConvSwiGLU(nn.Module):
+    """SwiGLU feed-forward with a 1-D convolution in and a transposed convolution out (stride 1).
+
+    Shapes:
+        x (B', S, D) -> (B', S, D)
+    """
+
+    def __init__(self, dim: int, hidden: int, kernel_size: int, dropout: float) -> None:
+        super().__init__()
+        self.pad = kernel_size - 1
+        self.conv = nn.Conv1d(dim, 2 * hidden, kernel_size)
+        self.deconv = nn.ConvTranspose1d(hidden, dim, kernel_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[1]
+        h = self.conv(F.pad(x.transpose(1, 2), (self.pad, self.pad)))  # (B', 2H, S + k - 1)
+        value, gate = h.chunk(2, dim=1)
+        h = self.dropout(value * F.silu(gate))  # (B', H, S + k - 1)
+        h = self.deconv(h)[..., self.pad : self.pad + length]  # (B', D, S)
+        return self.dropout(h.transpose(1, 2))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention without positional encoding (spec §7.1).
+
+    Shapes:
+        x (B', S, D) -> (B', S, D)
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B', H, S, D/H)
+        # ASSUMPTION: dropout acts on the output projection only, not on the attention weights.
+        out = F.scaled_dot_product_attention(q, k, v)  # (B', H, S, D/H)
+        return self.dropout(self.proj(out.transpose(1, 2).reshape(batch, length, dim)))
+
+
+class MacaronPath(nn.Module):
+    """FFN -> MHSA -> FFN, each pre-normed with a residual (no 1/2 factor on the FFNs).
+
+    Shapes:
+        x (B', S, D) -> (B', S, D)
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        ffn_hidden: int,
+        kernel_size: int,
+        num_groups: int,
+        dropout: float,
+    ):
+        super().__init__()
+        self.norms = nn.ModuleList(RMSGroupNorm(num_groups, dim) for _ in range(3))
+        self.ffn1 = ConvSwiGLU(dim, ffn_hidden, kernel_size, dropout)
+        self.attn = SelfAttention(dim, num_heads, dropout)
+        self.ffn2 = ConvSwiGLU(dim, ffn_hidden, kernel_size, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.ffn1(self.norms[0](x))
+        x = x + self.attn(self.norms[1](x))
+        return x + self.ffn2(self.norms[2](x))
+
+
+def along_freq(path: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """Apply a sequence module along K with T folded into the batch. z: (B, D, T, K)."""
+    batch, dim, frames, bands = z.shape
+    x = z.permute(0, 2, 3, 1).reshape(batch * frames, bands, dim)  # (B*T, K, D)
+    return path(x).view(batch, frames, bands, dim).permute(0, 3, 1, 2)
+
+
+def along_time(path: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """Apply a sequence module along T with K folded into the batch. z: (B, D, T, K)."""
+    batch, dim, frames, bands = z.shape
+    x = z.permute(0, 3, 2, 1).reshape(batch * bands, frames, dim)  # (B*K, T, D)
+    return path(x).view(batch, bands, frames, dim).permute(0, 3, 2, 1)
+
+
+class TFLocoformer(nn.Module):
+    """Stack of dual-path layers, frequency path first (`tf_order: ft`).
+
+    Shapes:
+        z (B, D, T, K) -> (B, D, T, K)
+    """
+
+    def __init__(
+        self,
+        num_layers: int = 4,
+        dim: int = 96,
+        num_heads: int = 4,
+        ffn_hidden: int = 128,
+        kernel_size: int = 8,
+        num_groups: int = 4,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        args = (dim, num_heads, ffn_hidden, kernel_size, num_groups, dropout)
+        self.freq_paths = nn.ModuleList(MacaronPath(*args) for _ in range(num_layers))
+        self.time_paths = nn.ModuleList(MacaronPath(*args) for _ in range(num_layers))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        for freq_path, time_path in zip(self.freq_paths, self.time_paths):
+            z = along_freq(freq_path, z)
+            z = along_time(time_path, z)
+        return z
+
+
+def build(config: ModelConfig) -> TFLocoformer:
+    return TFLocoformer(**SEPARATOR_DIMS[config.size])
