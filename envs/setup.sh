@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One-command set-up of a fresh Debian/Ubuntu machine (Python >= 3.10): system tools, PyTorch, sfc.
+#   bash envs/setup.sh
+# System packages: ffmpeg (museval -> musdb -> stempeg needs ffmpeg/ffprobe at import time) and, for
+# the SLURM workflow test, Debian's slurm-wlm + munge. Set SFC_SKIP_APT=1 to skip apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+command -v slurmctld >/dev/null || need_apt+=(slurm-wlm)
+command -v munged >/dev/null || need_apt+=(munge)
+if [ "${#need_apt[@]}" -gt 0 ] && [ "${SFC_SKIP_APT:-0}" != 1 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: apt-get install ${need_apt[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# torch first and pinned: on the CPU machines of this project 2.13.0 resolves to a local CPU build.
+python3 -m pip install -q "torch==2.13.0"
+python3 -m pip install -q -e ".[dev]"
+python3 -c "import sfc, torch, museval; print('setup: sfc', sfc.__version__, '| torch', torch.__version__)"
