@@ -1,0 +1,408 @@
+"""The training engine: a flat, step-based loop (one global batch per step), resumable at any step.
+
+PAPER: spec §8. AdamW (lr 1e-3, wd 1e-2), warm-up + step decay per step, gradient clipping at 5, EMA 0.999
+used for validation and inference, bf16 autocast on GPU (fp32 on CPU), validation on whole tracks with
+chunked inference, top-k checkpoints by validation loss averaged (EMA weights) into the final model.
+
+Exit codes of ``sfc train`` (see sfc/train/cli.py): 0 done, 3 non-finite loss (the last good checkpoint
+is kept), 75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (resume by running the same command).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import signal
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from sfc.errors import UserError
+from sfc.experiments import TASKS, parse_experiment
+from sfc.models import SeparationModel, build_model, model_checkpoint
+from sfc.train import checkpoint as ckpt
+from sfc.train.config import TrainConfig
+from sfc.train.data import build_train_dataset, iterate_batches, load_valid_tracks
+from sfc.train.dist import (
+    DistInfo,
+    all_gather,
+    all_reduce_mean,
+    barrier,
+    get_rng_state,
+    init_distributed,
+    seed_everything,
+    set_rng_state,
+)
+from sfc.train.ema import EMA
+from sfc.train.logs import RunLog, provenance, write_json
+from sfc.train.loss import thresholded_snr_loss
+from sfc.train.schedule import build_scheduler
+from sfc.train.validate import validate
+
+EXIT_DIVERGED = 3
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: try again (resume)
+CHECKPOINT_FORMAT = "sfc-train-checkpoint/1"
+# Keys that may change between a run and its resumption; any other difference is an error.
+RESUME_MUTABLE = frozenset({"num_workers", "log_every", "checkpoint_every", "valid_batch_size"})
+
+
+class TrainingStopped(Exception):
+    """The run stopped early on purpose; ``exit_code`` says why."""
+
+    exit_code = 1
+
+
+class Diverged(TrainingStopped):
+    exit_code = EXIT_DIVERGED
+
+
+class Preempted(TrainingStopped):
+    exit_code = EXIT_PREEMPTED
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Paths chosen by the caller (Snakemake): inputs, the resumable work dir and the final model file."""
+
+    data_root: Path
+    cache_dir: Path
+    work_dir: Path
+    output: Path
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.work_dir / "checkpoints"
+
+
+@dataclass
+class Run:
+    """Everything the loop mutates, plus what it needs to write checkpoints."""
+
+    experiment: str
+    config: TrainConfig
+    paths: RunPaths
+    info: DistInfo
+    model: SeparationModel  # the live weights (unwrapped)
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    step: int = 0
+    topk: list[ckpt.TopEntry] = field(default_factory=list)
+    ddp: nn.Module | None = None  # the DDP wrapper when world_size > 1
+
+    @property
+    def net(self) -> nn.Module:
+        return self.ddp if self.ddp is not None else self.model
+
+    @property
+    def autocast(self) -> torch.autocast:
+        # PAPER: spec §2/§8: the whole model under bf16 autocast on GPU; the STFT, norms and loss in fp32.
+        precision = self.config.precision
+        use_bf16 = precision == "bf16" or (precision == "auto" and self.info.device.type == "cuda")
+        return torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+
+def train(experiment: str, config: TrainConfig, paths: RunPaths, device: str = "auto") -> Path:
+    """Train (or resume) one experiment; write the averaged model to ``paths.output``.
+
+    Raises:
+        Diverged: a non-finite loss or gradient norm (no checkpoint is written for that step).
+        Preempted: SIGTERM/SIGUSR1 arrived; a checkpoint of the last finished step was written.
+    """
+    with StopSignals() as stop:  # first, so a signal during the (slow) setup is not lost
+        run = setup_run(experiment, config, paths, device)
+        dataset = build_train_dataset(paths.cache_dir, config, run.info)
+        tracks = load_valid_tracks(paths.data_root, config.task, config.num_valid_tracks, run.info)
+        sources = TASKS[config.task].sources
+        log = RunLog(paths.work_dir, sources, run.step, config.total_steps, run.info)
+        log.message(
+            f"sfc train {experiment}: step {run.step}/{config.total_steps} on {run.info.device} "
+            f"x{run.info.world_size}, work dir {paths.work_dir}"
+        )
+        batches = iterate_batches(dataset, config, run.info, run.step)
+        window: list[
+            tuple[float, float]
+        ] = []  # (loss, seconds) of the steps since the last log row
+        try:
+            while run.step < config.total_steps:
+                tic = time.perf_counter()
+                mix, refs = next(batches)  # (B, C, L), (B, N, C, L)
+                lr = run.optimizer.param_groups[0]["lr"]
+                loss = forward_loss(run, mix, refs)
+                # One all-reduce per step: the mean loss (logging, NaN guard) and the stop flag, so every
+                # rank takes the same decision at the same step.
+                loss_value, stop_requested = sync_scalars(loss.detach(), stop.requested, run.info)
+                check_finite("loss", loss_value, run)
+                grad_norm = backward_and_step(run, loss)
+                check_finite("gradient norm", grad_norm, run)
+                run.step += 1
+                window.append((loss_value, time.perf_counter() - tic))
+                if run.step % config.log_every == 0 or run.step == config.total_steps:
+                    log.step(train_row(run, window, lr, grad_norm))
+                    window = []
+                else:
+                    log.step({})
+                validated = run.step % config.valid_every == 0 or run.step == config.total_steps
+                if validated:
+                    validate_and_rank(run, tracks, sources, log)
+                if validated or stop_requested or run.step % config.checkpoint_every == 0:
+                    save_checkpoint(run)
+                if stop_requested:
+                    raise Preempted(
+                        f"stopped by signal after step {run.step}; checkpoint written to "
+                        f"{paths.ckpt_dir / ckpt.LAST}; run the same command to resume"
+                    )
+        finally:
+            log.close()
+    return finalize(run)
+
+
+def train_row(
+    run: Run, window: list[tuple[float, float]], lr: float, grad_norm: float
+) -> dict[str, Any]:
+    """One CSV/TensorBoard row: mean loss and training speed (data + step) over ``window``."""
+    return {
+        "step": run.step,
+        "epoch": (run.step - 1) // run.config.steps_per_epoch,
+        "loss": sum(w[0] for w in window) / len(window),
+        "lr": lr,
+        "grad_norm": grad_norm,
+        "steps_per_s": len(window) / sum(w[1] for w in window),
+    }
+
+
+def setup_run(experiment: str, config: TrainConfig, paths: RunPaths, device: str) -> Run:
+    """Build model, EMA, optimizer and scheduler; restore them from the work dir's last checkpoint."""
+    info = init_distributed(device)
+    exp = parse_experiment(experiment)
+    if exp.task != config.task:
+        raise UserError(
+            f"experiment {experiment} is a {exp.task} model, the train config is for {config.task}"
+        )
+    seed_everything(config.seed)  # identical initial weights on every rank
+    model = build_model(exp.model_config()).to(info.device)
+    ema = EMA(model, config.ema_decay)
+    # ASSUMPTION: weight decay on every parameter (the spec names no exclusions).
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
+    run = Run(
+        exp.id, config, paths, info, model, ema, optimizer, build_scheduler(optimizer, config)
+    )
+    last = paths.ckpt_dir / ckpt.LAST
+    if last.is_file():
+        restore_checkpoint(run, torch.load(last, map_location=info.device, weights_only=False))
+    else:
+        # ASSUMPTION: each rank gets its own dropout stream (seed + rank); the data does not use it.
+        seed_everything(config.seed + info.rank)
+        if info.is_main:
+            paths.ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if info.is_main:
+        write_json(
+            provenance(exp.id, config.to_dict(), info, paths.data_root, paths.cache_dir),
+            paths.work_dir / "provenance.json",
+        )
+    if info.enabled:
+        run.ddp = DistributedDataParallel(
+            model, device_ids=[info.device.index] if info.device.type == "cuda" else None
+        )
+    return run
+
+
+def forward_loss(run: Run, mix: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
+    """Scalar training loss of one batch; the model runs under the autocast policy, the loss in fp32."""
+    run.net.train()
+    mix, refs = (
+        mix.to(run.info.device, non_blocking=True),
+        refs.to(run.info.device, non_blocking=True),
+    )
+    with run.autocast:
+        est = run.net(mix)  # (B, N, C, L)
+    return thresholded_snr_loss(est.float(), refs, mix)
+
+
+def backward_and_step(run: Run, loss: torch.Tensor) -> float:
+    """Backward, clip the global gradient norm, AdamW step, lr step, EMA update.
+
+    Returns:
+        The gradient norm before clipping. A non-finite norm returns before the optimizer step.
+    """
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip).item()
+    if not math.isfinite(grad_norm):
+        return grad_norm
+    run.optimizer.step()
+    run.scheduler.step()
+    run.ema.update(run.model)
+    return grad_norm
+
+
+def sync_scalars(loss: torch.Tensor, stop: bool, info: DistInfo) -> tuple[float, bool]:
+    """(mean loss over ranks, whether any rank asked to stop)."""
+    values = torch.stack([loss.float(), torch.tensor(float(stop), device=loss.device)])
+    loss_mean, stop_any = all_reduce_mean(values, info).tolist()
+    return loss_mean, stop_any > 0
+
+
+def check_finite(what: str, value: float, run: Run) -> None:
+    if not math.isfinite(value):
+        last = run.paths.ckpt_dir / ckpt.LAST
+        kept = (
+            f"the last good checkpoint {last} is kept"
+            if last.is_file()
+            else "no checkpoint was written yet"
+        )
+        raise Diverged(
+            f"non-finite {what} ({value}) at step {run.step + 1}: training stopped; {kept}. "
+            "Lower the learning rate or check the data, then train again in a fresh --work-dir."
+        )
+
+
+def validate_and_rank(run: Run, tracks, sources: tuple[str, ...], log: RunLog) -> None:
+    """Validate the EMA weights; write them as a top-k file if they rank among the best."""
+    with run.autocast:
+        metrics = validate(run.ema.module, tracks, run.config, run.info, sources)
+    log.write({"step": run.step, "epoch": (run.step - 1) // run.config.steps_per_epoch, **metrics})
+    log.message(
+        f"step {run.step}: val_loss {metrics['val_loss']:.3f}  val_usdr {metrics['val_usdr']:.2f} dB "
+        f"(mixture {metrics['mix_usdr']:.2f} dB, gain {metrics['val_usdr_gain']:+.2f} dB)"
+    )
+    entry = ckpt.TopEntry(run.step, metrics["val_loss"], f"{ckpt.TOP_DIR}/step_{run.step:08d}.pt")
+    kept, _ = ckpt.update_topk(run.topk, entry, run.config.top_k)
+    if entry in kept and run.info.is_main:
+        ckpt.atomic_save(
+            model_checkpoint(run.ema.module, run.experiment, step=run.step, metrics=metrics),
+            run.paths.ckpt_dir / entry.path,
+        )
+    run.topk = kept  # evicted files are deleted after the next last.pt names the new list
+
+
+def save_checkpoint(run: Run) -> None:
+    """Atomically write last.pt (rank 0), then delete top-k files it no longer names."""
+    rng = all_gather(get_rng_state(), run.info)
+    if run.info.is_main:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "experiment": run.experiment,
+            "train_config": run.config.to_dict(),
+            "model_config": run.model.config.to_dict(),
+            "model": run.model.state_dict(),
+            "ema": run.ema.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "step": run.step,
+            # the batches are a pure function of the step (sfc/train/data.py): this is the sampler state
+            "sampler": {
+                "epoch": run.step // run.config.steps_per_epoch,
+                "position": run.step % run.config.steps_per_epoch,
+                "global_batch": run.config.batch_size * run.info.world_size,
+            },
+            "topk": ckpt.topk_to_list(run.topk),
+            "rng": rng,
+            "world_size": run.info.world_size,
+        }
+        ckpt.atomic_save(state, run.paths.ckpt_dir / ckpt.LAST)
+        ckpt.remove_orphans(run.paths.ckpt_dir, run.topk)
+    barrier(run.info)
+
+
+def restore_checkpoint(run: Run, state: dict[str, Any]) -> None:
+    """Load every piece of a last.pt into ``run``; refuse a checkpoint of another experiment or config."""
+    if state.get("format") != CHECKPOINT_FORMAT or state.get("experiment") != run.experiment:
+        raise UserError(
+            f"{run.paths.ckpt_dir / ckpt.LAST} is not a checkpoint of {run.experiment}; "
+            "use a fresh --work-dir"
+        )
+    saved, now = state["train_config"], run.config.to_dict()
+    changed = sorted(k for k in now if saved.get(k) != now[k] and k not in RESUME_MUTABLE)
+    if changed:
+        raise UserError(
+            f"cannot resume from {run.paths.work_dir}: train config differs in {changed} "
+            f"(saved {[saved.get(k) for k in changed]}, now {[now[k] for k in changed]}); "
+            "use a fresh --work-dir"
+        )
+    run.model.load_state_dict(state["model"])
+    run.ema.load_state_dict(state["ema"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.step, run.topk = state["step"], ckpt.topk_from_list(state["topk"])
+    if state["world_size"] == run.info.world_size:
+        set_rng_state(state["rng"][run.info.rank])
+    else:
+        warnings.warn(
+            f"resuming with {run.info.world_size} processes instead of {state['world_size']}: "
+            "the batches and dropout streams differ from an uninterrupted run",
+            stacklevel=2,
+        )
+        seed_everything(run.config.seed + 7919 * run.step + run.info.rank)
+    if run.info.is_main:
+        ckpt.remove_orphans(run.paths.ckpt_dir, run.topk)
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of every tensor's bytes: equal digests = bit-identical weights."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def finalize(run: Run) -> Path:
+    """Average the top-k EMA weights into the final model file (``--output``)."""
+    digests = all_gather(weights_digest(run.model), run.info)
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"ranks hold different weights after training: {digests}")
+    if run.info.is_main:
+        states = [
+            torch.load(run.paths.ckpt_dir / e.path, map_location="cpu", weights_only=False)["model"]
+            for e in run.topk
+        ]
+        final = build_model(run.model.config)
+        final.load_state_dict(ckpt.average_state_dicts(states))
+        prov = provenance(
+            run.experiment, run.config.to_dict(), run.info, run.paths.data_root, run.paths.cache_dir
+        )
+        prov["rank_weight_sha256"] = digests
+        payload = model_checkpoint(
+            final,
+            run.experiment,
+            step=run.step,
+            train_config=run.config.to_dict(),
+            averaged=ckpt.topk_to_list(run.topk),
+            provenance=prov,
+        )
+        ckpt.atomic_save(payload, run.paths.output)
+        write_json(prov, run.paths.work_dir / "provenance.json")
+    barrier(run.info)
+    return run.paths.output
+
+
+class StopSignals:
+    """Turn SIGTERM / SIGUSR1 (SLURM's time-limit warning) into a flag the loop reads between steps."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __enter__(self) -> StopSignals:
+        self.requested = False
+        self.previous: dict[int, Any] = {}
+        try:
+            for sig in self.SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: no handlers (tests driving train() from a thread)
+            self.previous = {}
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
