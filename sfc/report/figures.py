@@ -1,0 +1,259 @@
+"""The paper's figures (matplotlib, Agg backend), each written atomically to an explicit path.
+
+* ``plot_position_bias``: initial vs learned positional bias of a trained SFC-CA encoder (spec §12 fig. 4).
+* ``plot_attention``: encoder attention-weight spectrograms beside the input spectrograms, for every
+  stem and the mixture of one test track (spec §12 fig. 5; aggregation spec §14 item 13).
+* ``plot_num_bands``: SDR vs the number of bands K per encoder (spec §10 Table D).
+* ``plot_params``: parameters vs SDR (spec §10 Tables A/C).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sfc.errors import UserError  # noqa: E402
+from sfc.experiments import parse_experiment  # noqa: E402
+
+# Display labels live only here (house style: one string per concept elsewhere).
+ENCODER_LABELS = {"band_split": "BS", "sfc_ca": "SFC-CA", "sfc_mamba": "SFC-Mamba"}
+ENCODER_MARKERS = {"band_split": "s", "sfc_ca": "o", "sfc_mamba": "^"}
+# metrics tried in this order for the SDR axis of the summary plots
+SDR_COLUMNS = ("csdr", "usdr", "snr", "si_sdr")
+# ASSUMPTION: spec §12 suggests clipping the bias colour scale for visibility; [-20, 0] as proposed.
+BIAS_RANGE = (-20.0, 0.0)
+
+
+def save_figure(fig: plt.Figure, path: str | Path) -> None:
+    """Save through a temporary file in the same folder, then rename (atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- positional bias
+
+
+def plot_position_bias(model_path: str | Path, out: str | Path) -> None:
+    """Heat maps of the initial bias and of each head's learned bias s_h·B_h of an SFC-CA encoder.
+
+    Args:
+        model_path: a trained SFC-CA model file.
+        out: the PNG to write.
+    """
+    import torch
+
+    from sfc.bands import musical_bands
+    from sfc.models import load_model
+    from sfc.models.sfc_ca import initial_position_bias
+
+    model, _ = load_model(model_path)
+    cfg = model.config
+    if cfg.encoder != "sfc_ca" or not hasattr(model.encoder, "position_bias"):
+        raise UserError(
+            f"{model_path}: positional-bias plots need an SFC-CA model, got {cfg.encoder}"
+        )
+    bands = musical_bands(cfg.num_bands, cfg.n_fft, cfg.sample_rate)
+    with torch.no_grad():
+        init = initial_position_bias(bands, cfg.num_freqs).float().cpu().numpy()  # (K, F)
+        learned = model.encoder.position_bias().float().cpu().numpy()  # (H, K, F)
+    panels = [("initial", init)] + [
+        (f"learned, head {h}", learned[h]) for h in range(learned.shape[0])
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
+    for ax, (title, bias) in zip(axes[0], panels):
+        image = ax.imshow(
+            bias,
+            aspect="auto",
+            origin="lower",
+            cmap="viridis",
+            vmin=BIAS_RANGE[0],
+            vmax=BIAS_RANGE[1],
+            interpolation="nearest",
+        )
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("frequency bin")
+    axes[0][0].set_ylabel("band (query) k")
+    fig.colorbar(
+        image, ax=axes[0].tolist(), shrink=0.8, label=f"bias (clipped to {list(BIAS_RANGE)})"
+    )
+    fig.suptitle(f"SFC-CA encoder positional bias, K={cfg.num_bands}", fontsize=10, y=1.04)
+    save_figure(fig, out)
+
+
+# ----------------------------------------------------------------------------- attention maps
+
+
+def loudest_window(mix: np.ndarray, sample_rate: int, seconds: float) -> int:
+    """Start sample of the ``seconds``-long window (1-s grid) with the most mixture energy."""
+    length = min(mix.shape[-1], int(seconds * sample_rate))
+    energy = np.square(mix).sum(0)  # (L,)
+    starts = range(0, max(1, mix.shape[-1] - length + 1), sample_rate)
+    cumsum = np.concatenate([[0.0], np.cumsum(energy)])
+    return max(starts, key=lambda s: cumsum[s + length] - cumsum[s])
+
+
+def plot_attention(
+    model_path: str | Path,
+    data_root: str | Path,
+    out: str | Path,
+    split: str = "test",
+    track: str | None = None,
+    seconds: float = 10.0,
+) -> list[Path]:
+    """Input spectrograms beside SFC-CA encoder attention maps, for every stem and the mixture.
+
+    ASSUMPTION (spec §14 item 13): the attention weights (T, H, K, F) are summed over heads and queries
+    into a (T, F) map shown on a log colour scale; excerpt = the loudest ``seconds`` of the track
+    (default track: the first of the split).
+
+    Returns:
+        The audio files read (for the provenance record).
+    """
+    import torch
+
+    from sfc.data.tracks import list_tracks, load_track
+    from sfc.experiments import TASKS
+    from sfc.models import load_model
+    from sfc.models.sfc_ca import encoder_attention
+
+    model, _ = load_model(model_path)
+    if model.config.encoder != "sfc_ca":
+        raise UserError(
+            f"{model_path}: attention maps need an SFC-CA model, got {model.config.encoder}"
+        )
+    task = "mss" if model.num_sources == len(TASKS["mss"].sources) else "cass"
+    refs = list_tracks(data_root, task, split)
+    chosen = [r for r in refs if track is None or r.name == track]
+    if not chosen:
+        raise UserError(f"track {track!r} not in the {split} split of {data_root}")
+    loaded = load_track(chosen[0])
+    audio = dict(zip(TASKS[task].sources, loaded.sources))  # name -> (C, L)
+    audio["mixture"] = loaded.mixture
+    sr = loaded.sample_rate
+    start = loudest_window(loaded.mixture, sr, seconds)
+    stop = start + int(seconds * sr)
+    fig, axes = plt.subplots(len(audio), 2, figsize=(9, 2.0 * len(audio)), squeeze=False)
+    for row, (name, wav) in enumerate(audio.items()):
+        x = torch.from_numpy(np.ascontiguousarray(wav[:, start:stop], dtype=np.float32))  # (C, L)
+        with torch.no_grad():
+            power = model.stft(x).abs().square().mean(0)  # (F, T)
+            attn = encoder_attention(model, x).float().sum(dim=(1, 2))  # (T, F)
+        length = x.shape[-1]
+        _spectrogram(
+            axes[row][0], 10 * np.log10(power.numpy() + 1e-10), f"{name}: input (dB)", sr, length
+        )
+        _spectrogram(
+            axes[row][1], np.log10(attn.T.numpy() + 1e-6), f"{name}: attention (log10)", sr, length
+        )
+    fig.suptitle(
+        f"SFC-CA encoder attention (sum over heads and queries), {chosen[0].name}", fontsize=10
+    )
+    fig.tight_layout()
+    save_figure(fig, out)
+    return sorted(Path(chosen[0].path).glob("*.wav"))
+
+
+def _spectrogram(ax: plt.Axes, image: np.ndarray, title: str, sr: int, length: int) -> None:
+    extent = (0.0, length / sr, 0.0, sr / 2000.0)
+    ax.imshow(image, aspect="auto", origin="lower", cmap="magma", extent=extent)
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel("time (s)", fontsize=7)
+    ax.set_ylabel("freq. (kHz)", fontsize=7)
+
+
+# ----------------------------------------------------------------------------- summary plots
+
+
+def _load_tables(paths: list[str | Path]) -> pd.DataFrame:
+    frames = [pd.read_csv(p) for p in paths]
+    if not frames:
+        raise UserError("no table CSV given")
+    table = pd.concat(frames, ignore_index=True)
+    table["encoder"] = [parse_experiment(e).encoder for e in table["experiment"]]
+    return table
+
+
+def _sdr_column(table: pd.DataFrame) -> str:
+    present = set(table.loc[table["target"] == "avg", "column"])
+    for column in SDR_COLUMNS:
+        if column in present:
+            return column
+    raise UserError(f"no SDR-like column ({list(SDR_COLUMNS)}) with an 'avg' target in the table")
+
+
+def plot_num_bands(table_csvs: list[str | Path], out: str | Path) -> None:
+    """Average SDR against the number of bands K, one line per encoder (error bars: seed std)."""
+    table = _load_tables(table_csvs)
+    column = _sdr_column(table)
+    rows = table[(table["column"] == column) & (table["target"] == "avg")].copy()
+    rows["K"] = [parse_experiment(e).num_bands for e in rows["experiment"]]
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for encoder, group in rows.groupby("encoder", sort=False):
+        group = group.sort_values("K")
+        ax.errorbar(
+            group["K"],
+            group["ours"],
+            yerr=group["spread"].fillna(0.0),
+            capsize=3,
+            marker=ENCODER_MARKERS.get(encoder, "o"),
+            label=ENCODER_LABELS.get(encoder, encoder),
+        )
+    ax.set_xlabel("number of bands K")
+    ax.set_ylabel(f"avg {rows['label'].iloc[0]} (dB)")
+    ax.set_xticks(sorted(set(rows["K"])))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, out)
+
+
+def plot_params(table_csvs: list[str | Path], out: str | Path) -> None:
+    """Average SDR against the parameter count, one point per model, labelled with its size and K."""
+    table = _load_tables(table_csvs)
+    column = _sdr_column(table)
+    sdr = table[(table["column"] == column) & (table["target"] == "avg")].set_index("experiment")
+    params = table[table["column"] == "params"].set_index("experiment")["ours"]
+    common = [e for e in sdr.index if e in params.index]
+    if not common:
+        raise UserError("the tables hold no model with both a parameter count and an SDR")
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for exp in common:
+        parsed = parse_experiment(exp)
+        ax.scatter(
+            params[exp],
+            sdr.loc[exp, "ours"],
+            marker=ENCODER_MARKERS.get(parsed.encoder, "o"),
+            label=ENCODER_LABELS.get(parsed.encoder, parsed.encoder),
+        )
+        ax.annotate(
+            f"{parsed.size} K={parsed.num_bands}",
+            (params[exp], sdr.loc[exp, "ours"]),
+            fontsize=6,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (M)")
+    ax.set_ylabel(f"avg {sdr['label'].iloc[0]} (dB)")
+    ax.grid(alpha=0.3)
+    save_figure(fig, out)

@@ -1,0 +1,101 @@
+"""Provenance written beside every table and figure, and atomic file writes.
+
+House style principle 5: every result carries the resolved config, git commit, package versions,
+input checksums and the machine it was made on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "sfc",
+    "torch",
+    "numpy",
+    "pandas",
+    "matplotlib",
+    "museval",
+    "fast-bss-eval",
+    "snakemake",
+)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def git_commit(cwd: str | Path | None = None) -> dict[str, Any]:
+    """The commit of the checkout (default: the one holding this package) and whether it is dirty."""
+    cwd = Path(__file__).resolve().parents[2] if cwd is None else cwd
+
+    def _git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Installed versions of the packages a result depends on (None when not installed)."""
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def provenance(config: dict[str, Any] | None, inputs: list[str | Path]) -> dict[str, Any]:
+    """The provenance record of a result made from ``inputs`` under ``config``."""
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+        "git": git_commit(),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "machine": {"platform": platform.platform(), "node": platform.node()},
+        "inputs": {str(p): sha256(p) for p in inputs if Path(p).is_file()},
+    }
+
+
+def write_provenance(
+    path: str | Path, config: dict[str, Any] | None, inputs: list[str | Path]
+) -> None:
+    """Write the provenance record as JSON (atomically)."""
+    atomic_write_text(path, json.dumps(provenance(config, inputs), indent=2, sort_keys=True) + "\n")
