@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # One-command set-up of a fresh Debian/Ubuntu machine (Python >= 3.10): system tools, PyTorch, sfc.
 #   bash envs/setup.sh
-# System packages: ffmpeg (museval -> musdb -> stempeg needs ffmpeg/ffprobe at import time) and, for
-# the SLURM workflow test, Debian's slurm-wlm + munge. Set SFC_SKIP_APT=1 to skip apt-get.
+# System packages: ffmpeg (museval -> musdb -> stempeg needs ffmpeg/ffprobe at import time). Set
+# SFC_SKIP_APT=1 to skip apt-get. The SLURM workflow test installs Debian's Slurm itself on first use: a
+# slurm-client without a running controller slows every Snakemake start by ~9 s (plugin probe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
-command -v slurmctld >/dev/null || need_apt+=(slurm-wlm)
-command -v munged >/dev/null || need_apt+=(munge)
 if [ "${#need_apt[@]}" -gt 0 ] && [ "${SFC_SKIP_APT:-0}" != 1 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: apt-get install ${need_apt[*]}"

@@ -1,81 +1,27 @@
 """Model zoo: encoder/decoder pairs and separators behind registries chosen by name.
 
-A new encoder is one module with a ``build(config) -> (encoder, decoder)`` function plus one entry in
-ENCODER_BUILDERS; a new separator likewise in SEPARATOR_BUILDERS.
+Attributes are loaded lazily so that `sfc.models.config` (and `sfc.experiments`, imported by every
+Snakemake DAG build) does not import torch.
 """
 
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from sfc.errors import UserError
-from sfc.models.config import ModelConfig
-from sfc.models.model import SeparationModel
-
-# name -> "module:function"; imported lazily so `import sfc.models` stays light.
-ENCODER_BUILDERS: dict[str, str] = {
-    "band_split": "sfc.models.band_split:build",
-    "sfc_ca": "sfc.models.sfc_ca:build",
-    "sfc_mamba": "sfc.models.sfc_mamba:build",
+_EXPORTS = {
+    "ModelConfig": "sfc.models.config",
+    "SeparationModel": "sfc.models.model",
+    "ENCODER_BUILDERS": "sfc.models.registry",
+    "SEPARATOR_BUILDERS": "sfc.models.registry",
+    "build_model": "sfc.models.registry",
+    "load_model": "sfc.models.registry",
+    "model_checkpoint": "sfc.models.registry",
 }
-SEPARATOR_BUILDERS: dict[str, str] = {
-    "tf_locoformer": "sfc.models.tf_locoformer:build",
-    "gru": "sfc.models.gru:build",
-}
+__all__ = list(_EXPORTS)
 
 
-def _resolve(spec: str):
-    module, func = spec.split(":")
-    return getattr(importlib.import_module(module), func)
-
-
-def build_model(config: ModelConfig | str) -> SeparationModel:
-    """Build a model from a ModelConfig or an experiment id."""
-    if isinstance(config, str):
-        from sfc.experiments import parse_experiment
-
-        config = parse_experiment(config).model_config()
-    encoder, decoder = _resolve(ENCODER_BUILDERS[config.encoder])(config)
-    separator = _resolve(SEPARATOR_BUILDERS[config.separator])(config)
-    return SeparationModel(config, encoder, separator, decoder)
-
-
-def model_checkpoint(model: SeparationModel, experiment: str | None = None, **extra: Any) -> dict:
-    """The dict a model file holds: constructor arguments, weights and provenance extras."""
-    return {
-        "experiment": experiment,
-        "model_config": model.config.to_dict(),
-        "model": model.state_dict(),
-        **extra,
-    }
-
-
-def load_model(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[SeparationModel, dict]:
-    """Load a model file written from ``model_checkpoint`` (or a training checkpoint holding one).
-
-    Returns:
-        The model in eval mode and the whole checkpoint dict.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise UserError(f"cannot read checkpoint {path}: {err}") from err
-    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
-        raise UserError(
-            f"{path} is not an sfc model checkpoint (no 'model_config'/'model' entries)"
-        )
-    model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), ckpt
-
-
-__all__ = ["ModelConfig", "SeparationModel", "build_model", "load_model", "model_checkpoint"]
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sfc.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
