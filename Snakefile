@@ -21,7 +21,6 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     download,
-    describe,
     make_table,
     plot_summary,
 

@@ -1,13 +1,17 @@
-"""`sfc describe <experiment-id>`: parameter counts and FLOPs per second of audio.
+"""`sfc describe <experiment-id>`: parameter counts, FLOPs per second of audio and (optionally) RTF.
 
 FLOPs follow spec §14 item 8: `torch.utils.flop_counter` on a 1-s input at 44.1 kHz (matmuls,
-convolutions and attention; 1 multiply-add = 2 FLOPs), batch 1, divided by the duration.
+convolutions and attention; 1 multiply-add = 2 FLOPs), batch 1, divided by the duration. The paper's
+"FLOPs (G/s)" match our multiply-accumulates (`gmacs_per_second`); see the README's cost table.
+RTF (spec §14 item 8): wall time of one 12-s chunk, batch 1, bf16 autocast on CUDA, divided by 12 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import time
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -47,7 +51,25 @@ def flops_per_second(model: SeparationModel, seconds: float = 1.0) -> float:
         model.train(was_training)
 
 
-def describe(exp_id: str, flops: bool = True) -> dict:
+@torch.no_grad()
+def real_time_factor(model: SeparationModel, device: str = "cpu", seconds: float = 12.0, repeats: int = 5) -> float:
+    """Median wall time of one forward pass on a `seconds`-long input divided by `seconds`."""
+    device = torch.device(device)
+    model = model.eval().to(device)
+    x = torch.randn(1, model.num_channels, int(seconds * model.sample_rate), device=device)
+    times = []
+    for i in range(repeats + 1):  # the first pass warms up kernels and allocators
+        start = time.perf_counter()
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) / seconds
+
+
+def describe(exp_id: str, flops: bool = True, rtf_device: str | None = None) -> dict:
     """Everything `sfc describe` prints for one experiment id."""
     exp = parse_experiment(exp_id)
     model = build_model(exp.model_config())
@@ -60,15 +82,19 @@ def describe(exp_id: str, flops: bool = True) -> dict:
         gflops = flops_per_second(model) / 1e9
         info["gflops_per_second"] = round(gflops, 3)
         info["gmacs_per_second"] = round(gflops / 2, 3)
+    if rtf_device:
+        info["rtf"] = round(real_time_factor(model, rtf_device), 5)
+        info["rtf_device"] = torch.cuda.get_device_name(rtf_device) if rtf_device.startswith("cuda") else "cpu"
     return info
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", nargs="+", help="experiment id(s), e.g. mss-sfc_ca-small-k64")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count (fast)")
+    parser.add_argument("--rtf", metavar="DEVICE", help="also measure the real-time factor on DEVICE (cpu, cuda)")
 
 
 def main(args: argparse.Namespace) -> int:
     for exp_id in args.experiment:
-        print(json.dumps(describe(exp_id, flops=not args.no_flops)))
+        print(json.dumps(describe(exp_id, flops=not args.no_flops, rtf_device=args.rtf)))
     return 0

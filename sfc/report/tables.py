@@ -62,7 +62,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 COST_COLUMNS: tuple[Column, ...] = (
     Column("params", "params", "mean", "params (M)"),
-    Column("flops", "flops", "mean", "FLOPs (G/s)"),
+    Column("flops", "flops", "mean", "GMAC/s"),
     Column("rtf", "rtf", "mean", "RTF", digits=4),
 )
 TITLES = {
@@ -143,17 +143,16 @@ def model_values(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def describe_values(describe: dict[str, dict]) -> pd.DataFrame:
-    """Parameters (M), FLOPs (GFLOPs per second of audio) and RTF (where measured) per experiment."""
+    """Parameters (M), GMACs per second of audio (the paper's "FLOPs") and RTF (where measured) per experiment."""
     rows = []
     for exp, data in describe.items():
         params = data.get("params", {})
         total = params.get("total") if isinstance(params, dict) else params
         if total is not None:
             rows.append((exp, "params", "total", float(total) / 1e6))
-        if data.get("gflops_per_second") is not None:
-            rows.append((exp, "flops", "total", float(data["gflops_per_second"])))
-        elif data.get("flops_per_second") is not None:
-            rows.append((exp, "flops", "total", float(data["flops_per_second"]) / 1e9))
+        # The paper's "FLOPs (G/s)" are multiply-accumulates (README, cost table): compare MACs.
+        if data.get("gmacs_per_second") is not None:
+            rows.append((exp, "flops", "total", float(data["gmacs_per_second"])))
         if data.get("rtf") is not None:
             rows.append((exp, "rtf", "total", float(data["rtf"])))
     return pd.DataFrame(rows, columns=["experiment", "column", "target", "value"])

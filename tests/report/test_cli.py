@@ -22,7 +22,7 @@ def test_report_table_cli(tmp_path):
     ).to_csv(scores, index=False)
     describe = tmp_path / f"{exp}.json"
     describe.write_text(
-        json.dumps({"experiment": exp, "params": {"total": 157776}, "gflops_per_second": 1.3})
+        json.dumps({"experiment": exp, "params": {"total": 157776}, "gmacs_per_second": 1.3})
     )
     out = {ext: tmp_path / "out" / f"main_mss.{ext}" for ext in ("md", "csv", "tex")}
     prov = tmp_path / "out" / "main_mss.provenance.json"

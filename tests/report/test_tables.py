@@ -28,7 +28,7 @@ def _scores(exp: str, offset: float) -> pd.DataFrame:
 
 
 def _describe(exp: str, total: int, gflops: float) -> dict:
-    return {"experiment": exp, "params": {"total": total}, "gflops_per_second": gflops}
+    return {"experiment": exp, "params": {"total": total}, "gmacs_per_second": gflops}
 
 
 def test_aggregation_median_mean_and_avg():

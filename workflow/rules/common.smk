@@ -248,3 +248,9 @@ def figure_outputs():
 
 def all_outputs():
     return [f for t in TABLES for f in table_outputs(t)] + figure_outputs()
+
+
+def rtf_option():
+    """`--rtf DEVICE` for `sfc describe` when the config asks for the real-time factor, else ''."""
+    device = config.get("describe", {}).get("rtf_device")
+    return f"--rtf {device}" if device else ""

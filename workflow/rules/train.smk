@@ -33,7 +33,13 @@ rule describe:
         f"{RESULTS}/describe/{{exp}}.json",
     log:
         f"{RESULTS}/logs/describe/{{exp}}.log",
+    # light (CPU, local) unless the config measures the RTF on a GPU
+    localrule: not rtf_option().startswith("--rtf cuda")
     conda:
         "../../envs/cpu.yaml"
+    resources:
+        gpu=1 if rtf_option().startswith("--rtf cuda") else 0,
+    params:
+        rtf=rtf_option(),
     shell:
-        "python -m sfc describe {wildcards.exp} > {output}.tmp 2> {log} && mv {output}.tmp {output}"
+        "python -m sfc describe {wildcards.exp} {params.rtf} > {output}.tmp 2> {log} && mv {output}.tmp {output}"
