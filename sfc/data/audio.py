@@ -103,17 +103,3 @@ def _zero_peak_timestamp(path: Path) -> None:
                 f.write(b"\0\0\0\0")
                 return
             f.seek(size + (size & 1), os.SEEK_CUR)
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a text file atomically (temporary file beside it, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

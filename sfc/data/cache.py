@@ -34,11 +34,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sfc.data.audio import SAMPLE_RATE, wav_info, write_text_atomic
+from sfc.data.audio import SAMPLE_RATE, wav_info
 from sfc.data.segment import SADConfig, active_segments
 from sfc.data.tracks import list_tracks, load_track
 from sfc.errors import UserError
 from sfc.experiments import TASKS
+from sfc.provenance import write_text_atomic
 
 CACHE_VERSION = 1
 INDEX_FILE = "index.json"

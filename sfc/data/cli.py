@@ -121,10 +121,11 @@ def _generate(args: argparse.Namespace) -> int:
 def _segment(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sfc.data.audio import SAMPLE_RATE, write_text_atomic
+    from sfc.data.audio import SAMPLE_RATE
     from sfc.data.segment import active_segments
     from sfc.data.tracks import list_tracks, load_track
     from sfc.experiments import TASKS
+    from sfc.provenance import write_text_atomic
 
     sad, report = _sad(args), {}
     for ref in tqdm(list_tracks(args.root, args.task, "train"), desc="segment"):

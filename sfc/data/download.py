@@ -34,10 +34,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sfc.data.audio import SAMPLE_RATE, wav_info, write_text_atomic
+from sfc.data.audio import SAMPLE_RATE, wav_info
 from sfc.data.tracks import SPLIT_DIRS, stem_files
 from sfc.errors import UserError
 from sfc.experiments import TASKS
+from sfc.provenance import write_text_atomic
 
 CHUNK = 1 << 20
 

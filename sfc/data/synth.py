@@ -22,9 +22,10 @@ import numpy as np
 from scipy import signal
 from tqdm import tqdm
 
-from sfc.data.audio import SAMPLE_RATE, write_text_atomic, write_wav
+from sfc.data.audio import SAMPLE_RATE, write_wav
 from sfc.data.tracks import MIXTURE_FILE, VALID_LIST_FILE
 from sfc.errors import UserError
+from sfc.provenance import write_text_atomic
 
 SR = SAMPLE_RATE
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])

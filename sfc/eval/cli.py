@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import platform
-import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from sfc.eval.table import (
     write_json_atomic,
     write_text_atomic,
 )
+from sfc.provenance import git_commit, package_versions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,14 +38,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", type=Path, required=True, help="dataset root folder")
     parser.add_argument("--task", choices=sorted(TASK_METRICS), required=True)
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
-    parser.add_argument("--out-dir", type=Path, required=True, help="folder for the per-track result files")
+    parser.add_argument(
+        "--out-dir", type=Path, required=True, help="folder for the per-track result files"
+    )
     parser.add_argument("--scores", type=Path, required=True, help="tidy per-track CSV to write")
-    parser.add_argument("--aggregate", type=Path, default=None, help="aggregate JSON (default: --scores with .json)")
-    parser.add_argument("--experiment", default=None, help="experiment id; must match the checkpoint's")
+    parser.add_argument(
+        "--aggregate", type=Path, default=None, help="aggregate JSON (default: --scores with .json)"
+    )
+    parser.add_argument(
+        "--experiment", default=None, help="experiment id; must match the checkpoint's"
+    )
     parser.add_argument("--csdr", choices=["fast", "museval"], default="fast", help="cSDR backend")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if present")
-    parser.add_argument("--limit-tracks", type=int, default=None, help="score only the first N tracks")
-    parser.add_argument("--chunk-seconds", type=float, default=12.0, help="chunk length (paper: 12)")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default=None, help="default: cuda if present"
+    )
+    parser.add_argument(
+        "--limit-tracks", type=int, default=None, help="score only the first N tracks"
+    )
+    parser.add_argument(
+        "--chunk-seconds", type=float, default=12.0, help="chunk length (paper: 12)"
+    )
     parser.add_argument("--shift-seconds", type=float, default=6.0, help="chunk hop (paper: 6)")
     parser.add_argument("--batch-size", type=int, default=4, help="chunks per model call")
 
@@ -67,7 +78,9 @@ def check_experiment(ckpt: dict, experiment: str | None, path: Path) -> str:
 
         parse_experiment(experiment)  # UserError for a malformed id
     if experiment and stored and stored != experiment:
-        raise UserError(f"{path} is a checkpoint of another experiment: {stored!r}, not {experiment!r}")
+        raise UserError(
+            f"{path} is a checkpoint of another experiment: {stored!r}, not {experiment!r}"
+        )
     if experiment and not stored:
         # ASSUMPTION: a checkpoint without an experiment id cannot be checked; trust --experiment.
         print(f"note: {path} records no experiment id; labelling its scores {experiment!r}")
@@ -89,47 +102,62 @@ def check_task(model, task: str, experiment: str | None) -> None:
         )
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def provenance(device: torch.device) -> dict[str, Any]:
     """Git commit, package versions and device, written next to every aggregate (house style 5)."""
-    versions = {}
-    for pkg in ("sfc", "torch", "numpy", "scipy", "pandas", "museval", "fast-bss-eval", "soundfile"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    return {"git_commit": _git_commit(), "python": sys.version.split()[0], "versions": versions,
-            "device": f"{device.type}: {name}", "command": sys.argv}
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu"
+    )
+    return {
+        "git": git_commit(),
+        "python": platform.python_version(),
+        "versions": package_versions(),
+        "device": f"{device.type}: {name}",
+        "command": sys.argv,
+    }
 
 
-def score_one(model, ref, settings: dict[str, Any], args: argparse.Namespace, experiment: str) -> dict:
+def score_one(
+    model, ref, settings: dict[str, Any], args: argparse.Namespace, experiment: str
+) -> dict:
     """Load, separate and score one track; returns the per-track result dict."""
     from sfc.data.tracks import load_track
     from sfc.experiments import TASKS
 
     track = load_track(ref)
     if track.sample_rate != model.sample_rate:
-        raise UserError(f"track {ref.name}: {track.sample_rate} Hz, the model expects {model.sample_rate} Hz")
+        raise UserError(
+            f"track {ref.name}: {track.sample_rate} Hz, the model expects {model.sample_rate} Hz"
+        )
     t0 = time.perf_counter()
-    est = separate_track(model, torch.from_numpy(track.mixture), args.chunk_seconds, args.shift_seconds,
-                         args.batch_size)  # (N, C, L)
+    est = separate_track(
+        model,
+        torch.from_numpy(track.mixture),
+        args.chunk_seconds,
+        args.shift_seconds,
+        args.batch_size,
+    )  # (N, C, L)
     t1 = time.perf_counter()
-    res = score_track(track.sources, est.numpy(), TASKS[args.task].sources, TASK_METRICS[args.task],
-                      track.sample_rate, args.csdr)
+    res = score_track(
+        track.sources,
+        est.numpy(),
+        TASKS[args.task].sources,
+        TASK_METRICS[args.task],
+        track.sample_rate,
+        args.csdr,
+    )
     t2 = time.perf_counter()
-    return {"settings": settings, "experiment": experiment, "track": ref.name, "path": str(ref.path),
-            "num_samples": int(track.mixture.shape[-1]), "seconds_separate": t1 - t0,
-            "seconds_score": t2 - t1, **res}
+    return {
+        "settings": settings,
+        "experiment": experiment,
+        "track": ref.name,
+        "path": str(ref.path),
+        "num_samples": int(track.mixture.shape[-1]),
+        "seconds_separate": t1 - t0,
+        "seconds_score": t2 - t1,
+        **res,
+    }
 
 
 def main(args: argparse.Namespace) -> int:
@@ -152,10 +180,17 @@ def main(args: argparse.Namespace) -> int:
         refs = refs[: max(args.limit_tracks, 0)]
     if not refs:
         raise UserError(f"no {args.task} tracks in split {args.split!r} under {args.data_root}")
-    settings = {"experiment": experiment, "checkpoint_sha256": file_sha256(args.model), "task": args.task,
-                "split": args.split, "metrics": list(TASK_METRICS[args.task]), "csdr": args.csdr,
-                "chunk_seconds": args.chunk_seconds, "shift_seconds": args.shift_seconds,
-                "device_type": device.type}
+    settings = {
+        "experiment": experiment,
+        "checkpoint_sha256": file_sha256(args.model),
+        "task": args.task,
+        "split": args.split,
+        "metrics": list(TASK_METRICS[args.task]),
+        "csdr": args.csdr,
+        "chunk_seconds": args.chunk_seconds,
+        "shift_seconds": args.shift_seconds,
+        "device_type": device.type,
+    }
     results, reused = [], 0
     for ref in tqdm(refs, desc=f"evaluate {experiment}", unit="track"):
         path = track_result_path(args.out_dir, ref.name)
@@ -168,13 +203,23 @@ def main(args: argparse.Namespace) -> int:
         results.append(result)
     table = tidy_table(results)
     write_text_atomic(args.scores, table.to_csv(index=False))
-    summary = {"experiment": experiment, "task": args.task, "split": args.split, "num_tracks": len(results),
-               "aggregates": aggregate_dict(table), "settings": settings, "checkpoint": str(args.model),
-               "model_config": ckpt.get("model_config"), "tracks": [r["track"] for r in results],
-               "provenance": provenance(device)}
+    summary = {
+        "experiment": experiment,
+        "task": args.task,
+        "split": args.split,
+        "num_tracks": len(results),
+        "aggregates": aggregate_dict(table),
+        "settings": settings,
+        "checkpoint": str(args.model),
+        "model_config": ckpt.get("model_config"),
+        "tracks": [r["track"] for r in results],
+        "provenance": provenance(device),
+    }
     write_json_atomic(args.aggregate or args.scores.with_suffix(".json"), summary)
     print(f"scored {len(results) - reused} track(s), reused {reused}; table: {args.scores}")
     for metric, per_agg in summary["aggregates"].items():
         for how, per_target in per_agg.items():
-            print(f"  {metric} ({how}): " + "  ".join(f"{t} {v:.2f}" for t, v in per_target.items()))
+            print(
+                f"  {metric} ({how}): " + "  ".join(f"{t} {v:.2f}" for t, v in per_target.items())
+            )
     return 0

@@ -8,8 +8,6 @@ A bad file in a batch does not stop the others; the failures are listed at the e
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from math import gcd
 from pathlib import Path
 
@@ -21,16 +19,23 @@ from tqdm import tqdm
 
 from sfc.errors import UserError
 from sfc.eval.separate import separate_track
+from sfc.provenance import atomic_file
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="model file written by `sfc train`")
-    parser.add_argument("inputs", type=Path, nargs="+", help="audio files and/or folders of audio files")
+    parser.add_argument(
+        "inputs", type=Path, nargs="+", help="audio files and/or folders of audio files"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if present")
-    parser.add_argument("--chunk-seconds", type=float, default=12.0, help="chunk length (paper: 12)")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default=None, help="default: cuda if present"
+    )
+    parser.add_argument(
+        "--chunk-seconds", type=float, default=12.0, help="chunk length (paper: 12)"
+    )
     parser.add_argument("--shift-seconds", type=float, default=6.0, help="chunk hop (paper: 6)")
     parser.add_argument("--batch-size", type=int, default=4, help="chunks per model call")
 
@@ -58,9 +63,13 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in inputs:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+            )
             if not found:
-                raise UserError(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in folder {path}")
+                raise UserError(
+                    f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in folder {path}"
+                )
             files.extend(found)
         elif path.is_file():
             files.append(path)
@@ -89,7 +98,9 @@ def to_model_channels(audio: np.ndarray, num_channels: int, name: str) -> np.nda
         print(f"note: {name}: {have} channels averaged to mono for this mono model")
         return audio.mean(axis=0, keepdims=True)
     if have == 1:
-        print(f"note: {name}: mono input duplicated to {num_channels} channels; stems are written in mono")
+        print(
+            f"note: {name}: mono input duplicated to {num_channels} channels; stems are written in mono"
+        )
         return np.repeat(audio, num_channels, axis=0)
     raise UserError(f"{name}: {have}-channel audio cannot be fed to a {num_channels}-channel model")
 
@@ -104,26 +115,28 @@ def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
 
 def write_wav_atomic(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """24-bit PCM wav (PAPER: spec §9), written to a temporary file then renamed. Shapes: audio (C, L)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, audio.T, sample_rate, subtype="PCM_24", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as handle:
+        sf.write(handle, audio.T, sample_rate, subtype="PCM_24", format="WAV")
 
 
-def separate_file(model, path: Path, out_dir: Path, names: list[str], args: argparse.Namespace) -> None:
+def separate_file(
+    model, path: Path, out_dir: Path, names: list[str], args: argparse.Namespace
+) -> None:
     """Read, convert, separate, convert back and write one file's stems to ``out_dir``."""
     audio, sr = read_audio(path)  # (C, L)
     mix = to_model_channels(audio, model.num_channels, path.name)  # (C', L)
     if sr != model.sample_rate:
-        print(f"note: {path.name}: resampled {sr} Hz -> {model.sample_rate} Hz for the model and back")
+        print(
+            f"note: {path.name}: resampled {sr} Hz -> {model.sample_rate} Hz for the model and back"
+        )
     mix = resample(mix, sr, model.sample_rate)  # (C', L')
     est = separate_track(
-        model, torch.from_numpy(mix), args.chunk_seconds, args.shift_seconds, args.batch_size, progress=True
+        model,
+        torch.from_numpy(mix),
+        args.chunk_seconds,
+        args.shift_seconds,
+        args.batch_size,
+        progress=True,
     ).numpy()  # (N, C', L')
     est = resample(est, model.sample_rate, sr)[..., : audio.shape[1]]  # (N, C', ~L)
     est = np.pad(est, [(0, 0), (0, 0), (0, audio.shape[1] - est.shape[-1])])  # (N, C', L)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from sfc.provenance import write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
 
 COLUMNS = ["experiment", "track", "target", "metric", "value"]
 # metric -> aggregates over tracks, in reporting order. NaN track values are skipped (pandas default).
@@ -32,25 +32,6 @@ AGGREGATIONS: dict[str, tuple[str, ...]] = {
     "spec_snr": ("mean",),
 }
 AVG = "avg"  # the pseudo-target "mean of the per-target aggregates" (paper's "avg" column)
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Atomic JSON write (NaN/inf allowed, as Python's json reads them back)."""
-    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
 def track_result_path(out_dir: str | Path, track: str) -> Path:
@@ -71,10 +52,18 @@ def read_track_result(path: Path, settings: dict[str, Any]) -> dict[str, Any] | 
     return data
 
 
-def tidy_rows(experiment: str, track: str, scores: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+def tidy_rows(
+    experiment: str, track: str, scores: dict[str, dict[str, float]]
+) -> list[dict[str, Any]]:
     """Rows of the tidy table for one track's ``{metric: {target: value}}``."""
     return [
-        {"experiment": experiment, "track": track, "target": target, "metric": metric, "value": value}
+        {
+            "experiment": experiment,
+            "track": track,
+            "target": target,
+            "metric": metric,
+            "value": value,
+        }
         for metric, per_target in scores.items()
         for target, value in per_target.items()
     ]
@@ -102,7 +91,9 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
             for target, value in values.items():
                 rows.append([exp, metric, how, target, float(value), int(counts[target])])
             rows.append([exp, metric, how, AVG, float(values.mean()), int(counts.min())])
-    return pd.DataFrame(rows, columns=["experiment", "metric", "aggregate", "target", "value", "num_tracks"])
+    return pd.DataFrame(
+        rows, columns=["experiment", "metric", "aggregate", "target", "value", "num_tracks"]
+    )
 
 
 def aggregate_dict(table: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
@@ -120,7 +111,9 @@ def _per_track(table: pd.DataFrame, metric: str, target: str) -> pd.Series:
     return rows.groupby("track")["value"].mean()  # AVG: mean over targets per track
 
 
-def paired_ttest(table_a: pd.DataFrame, table_b: pd.DataFrame, metric: str, target: str = AVG) -> dict:
+def paired_ttest(
+    table_a: pd.DataFrame, table_b: pd.DataFrame, metric: str, target: str = AVG
+) -> dict:
     """Paired t-test of system B against system A on the tracks both scored.
 
     PAPER: spec §9 ("paired t-test ... with non-trivial effect size"). Effect size: Cohen's d_z = mean of
@@ -138,7 +131,9 @@ def paired_ttest(table_a: pd.DataFrame, table_b: pd.DataFrame, metric: str, targ
     pairs = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna()
     pairs = pairs[np.isfinite(pairs).all(axis=1)]
     if len(pairs) < 2:
-        raise ValueError(f"paired t-test needs >= 2 tracks scored by both systems, got {len(pairs)}")
+        raise ValueError(
+            f"paired t-test needs >= 2 tracks scored by both systems, got {len(pairs)}"
+        )
     diff = pairs["b"] - pairs["a"]
     res = stats.ttest_rel(pairs["b"], pairs["a"])
     sd = float(diff.std(ddof=1))

@@ -73,8 +73,8 @@ def _config(args: argparse.Namespace) -> dict | None:
 
 
 def _table(args: argparse.Namespace) -> list[Path]:
+    from sfc.provenance import write_text_atomic
     from sfc.report import tables
-    from sfc.report.provenance import atomic_write_text
 
     compare = {}
     for item in args.compare_with:
@@ -90,15 +90,15 @@ def _table(args: argparse.Namespace) -> list[Path]:
         compare,
     )
     title = tables.title_of(args.table)
-    atomic_write_text(args.csv, frame.to_csv(index=False, float_format="%.6g"))
-    atomic_write_text(args.md, tables.to_markdown(frame, title))
-    atomic_write_text(args.tex, tables.to_latex(frame, title))
+    write_text_atomic(args.csv, frame.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(args.md, tables.to_markdown(frame, title))
+    write_text_atomic(args.tex, tables.to_latex(frame, title))
     return [*args.scores, *args.describe]
 
 
 def main(args: argparse.Namespace) -> int:
+    from sfc.provenance import write_provenance
     from sfc.report import figures
-    from sfc.report.provenance import write_provenance
 
     config = _config(args)
     if args.what == "table":

@@ -10,13 +10,13 @@ Work-dir layout (the work dir is not a Snakemake output; only ``--output`` is):
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from sfc.provenance import atomic_file
 
 LAST = "last.pt"
 TOP_DIR = "top"
@@ -33,18 +33,8 @@ class TopEntry:
 
 def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temporary sibling, then os.replace onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def update_topk(

@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import platform
 import socket
-import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
+from sfc.provenance import git_commit, package_versions, write_json_atomic
 from sfc.train.dist import DistInfo
 
 TRAIN_COLUMNS = ["step", "epoch", "loss", "lr", "grad_norm", "steps_per_s"]
 VALID_COLUMNS = ["val_loss", "val_usdr", "mix_usdr", "val_usdr_gain"]
-PACKAGES = ("sfc", "torch", "numpy", "scipy", "soundfile", "tqdm", "pyyaml", "tensorboard", "h5py")
 
 
 class RunLog:
@@ -109,34 +106,6 @@ def _truncate_csv(path: Path, columns: list[str], keep_until: int) -> None:
     os.replace(tmp, path)
 
 
-def git_commit() -> dict[str, Any]:
-    """Commit and dirty flag of the source tree holding this package (None outside git)."""
-    here = Path(__file__).resolve().parent
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", "-C", str(here), *args], capture_output=True, text=True, timeout=10
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain") if commit else None
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def device_description(info: DistInfo) -> dict[str, Any]:
     desc = {
         "type": info.device.type,
@@ -170,6 +139,7 @@ def provenance(
         "train_config": config,
         "git": git_commit(),
         "packages": package_versions(),
+        "python": platform.python_version(),
         "device": device_description(info),
         "command": sys.argv,
         "data": {
@@ -182,6 +152,4 @@ def provenance(
 
 def write_json(obj: Any, path: Path) -> None:
     """Atomic JSON write."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, obj)

@@ -1,7 +1,8 @@
-"""Provenance written beside every table and figure, and atomic file writes.
+"""Provenance and atomic writes, shared by every stage of the pipeline.
 
 House style principle 5: every result carries the resolved config, git commit, package versions,
-input checksums and the machine it was made on.
+input checksums and the machine it was made on. Writes are atomic: a temporary file beside the target,
+then ``os.replace``, so an interrupted job never leaves a file that looks complete.
 """
 
 from __future__ import annotations
@@ -13,39 +14,61 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 PACKAGES = (
     "sfc",
     "torch",
     "numpy",
+    "scipy",
+    "soundfile",
     "pandas",
     "matplotlib",
     "museval",
     "fast-bss-eval",
     "snakemake",
+    "tqdm",
+    "pyyaml",
+    "tensorboard",
+    "h5py",
 )
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success flush, fsync and rename it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_file(path) as handle:
+        handle.write(text)
+
+
+def write_json_atomic(path: str | Path, data: Any, indent: int = 2) -> None:
+    """Write ``data`` as JSON atomically (NaN/inf allowed, as Python's json reads them back)."""
+    write_text_atomic(path, json.dumps(data, indent=indent, default=str) + "\n")
+
+
 def git_commit(cwd: str | Path | None = None) -> dict[str, Any]:
     """The commit of the checkout (default: the one holding this package) and whether it is dirty."""
-    cwd = Path(__file__).resolve().parents[2] if cwd is None else cwd
+    cwd = Path(__file__).resolve().parent if cwd is None else cwd
 
     def _git(*args: str) -> str | None:
         try:
@@ -98,4 +121,4 @@ def write_provenance(
     path: str | Path, config: dict[str, Any] | None, inputs: list[str | Path]
 ) -> None:
     """Write the provenance record as JSON (atomically)."""
-    atomic_write_text(path, json.dumps(provenance(config, inputs), indent=2, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps(provenance(config, inputs), indent=2, sort_keys=True) + "\n")
