@@ -58,6 +58,8 @@ def fast_config(**overrides) -> TrainConfig:
         checkpoint_every=1,
         log_every=1,
         ema_decay=0.5,
+        lr=3e-3,
+        decay_gamma=0.5,
     )
     return replace(cfg, **overrides)
 
