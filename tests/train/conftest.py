@@ -119,3 +119,24 @@ def assert_same_run(a: RunPaths, b: RunPaths) -> None:
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     fa, fb = load_ckpt(a.output)["model"], load_ckpt(b.output)["model"]
     assert all(torch.equal(fa[k], fb[k]) for k in fa)
+
+
+def train_args(experiment: str, paths: RunPaths, cfg: TrainConfig) -> list[str]:
+    """``sfc train`` arguments (after ``-m sfc.cli``) that run ``cfg`` on CPU with ``paths``."""
+    return [
+        "train",
+        experiment,
+        "--data-root",
+        str(paths.data_root),
+        "--cache-dir",
+        str(paths.cache_dir),
+        "--work-dir",
+        str(paths.work_dir),
+        "--output",
+        str(paths.output),
+        "--recipe",
+        "demo",
+        "--device",
+        "cpu",
+        *set_args(cfg),
+    ]

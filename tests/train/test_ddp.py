@@ -13,7 +13,7 @@ import torch
 from sfc.models import build_model
 from sfc.train.engine import train
 
-from .conftest import EXPERIMENT, fast_config, load_ckpt, run_paths, set_args
+from .conftest import EXPERIMENT, fast_config, load_ckpt, run_paths, train_args
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,21 +36,7 @@ def test_two_ranks_match_one_process_with_the_doubled_batch(mss_data, tmp_path):
         "2",
         "-m",
         "sfc.cli",
-        "train",
-        EXPERIMENT,
-        "--data-root",
-        str(paths.data_root),
-        "--cache-dir",
-        str(paths.cache_dir),
-        "--work-dir",
-        str(paths.work_dir),
-        "--output",
-        str(paths.output),
-        "--recipe",
-        "demo",
-        "--device",
-        "cpu",
-        *set_args(cfg),
+        *train_args(EXPERIMENT, paths, cfg),
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sfc.train.engine import EXIT_PREEMPTED
 
-from .conftest import EXPERIMENT, assert_same_run, fast_config, load_ckpt, run_paths, set_args
+from .conftest import EXPERIMENT, assert_same_run, fast_config, load_ckpt, run_paths, train_args
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,21 +23,7 @@ def _start(paths) -> subprocess.Popen:
         sys.executable,
         "-m",
         "sfc.cli",
-        "train",
-        EXPERIMENT,
-        "--data-root",
-        str(paths.data_root),
-        "--cache-dir",
-        str(paths.cache_dir),
-        "--work-dir",
-        str(paths.work_dir),
-        "--output",
-        str(paths.output),
-        "--recipe",
-        "demo",
-        "--device",
-        "cpu",
-        *set_args(fast_config()),
+        *train_args(EXPERIMENT, paths, fast_config()),
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
