@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['audio_seconds']:g} s of audio, RTF {s['rtf']:.3f}"
         )
     if args.json:
-        from sfc.eval.table import write_json_atomic
+        from sfc.provenance import write_json_atomic
 
         write_json_atomic(args.json, result)
     return 0

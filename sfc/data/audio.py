@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 
 from sfc.errors import UserError
+from sfc.provenance import atomic_file
 
 SAMPLE_RATE = 44_100  # PAPER: spec §2
 
@@ -69,37 +70,29 @@ def write_wav(
         sample_rate: sample rate in Hz.
         subtype: libsndfile subtype; ``FLOAT`` keeps float32 samples exact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_file(path, "w+b") as handle:
         sf.write(
-            tmp, np.ascontiguousarray(audio.T), sample_rate, subtype=subtype, format="WAV"
+            handle, np.ascontiguousarray(audio.T), sample_rate, subtype=subtype, format="WAV"
         )  # (L, C)
-        _zero_peak_timestamp(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        _zero_peak_timestamp(handle)
 
 
-def _zero_peak_timestamp(path: Path) -> None:
+def _zero_peak_timestamp(f: BinaryIO) -> None:
     """Zero the timestamp of the PEAK chunk libsndfile adds to float wavs (so same audio => same bytes).
 
     RIFF layout: "RIFF" size "WAVE", then chunks (4-byte id, 4-byte little-endian size, body padded
     to even length); the PEAK body starts with a 4-byte version and a 4-byte timestamp.
     """
-    with open(path, "r+b") as f:
-        head = f.read(12)
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+    f.seek(0)
+    head = f.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    while chunk := f.read(8):
+        if len(chunk) < 8:
             return
-        while chunk := f.read(8):
-            if len(chunk) < 8:
-                return
-            size = int.from_bytes(chunk[4:], "little")
-            if chunk[:4] == b"PEAK":
-                f.seek(4, os.SEEK_CUR)
-                f.write(b"\0\0\0\0")
-                return
-            f.seek(size + (size & 1), os.SEEK_CUR)
+        size = int.from_bytes(chunk[4:], "little")
+        if chunk[:4] == b"PEAK":
+            f.seek(4, os.SEEK_CUR)
+            f.write(b"\0\0\0\0")
+            return
+        f.seek(size + (size & 1), os.SEEK_CUR)

@@ -8,7 +8,6 @@ metric, value) and the aggregates with provenance (``--aggregate``, JSON) are re
 from __future__ import annotations
 
 import argparse
-import hashlib
 import platform
 import sys
 import time
@@ -27,10 +26,14 @@ from sfc.eval.table import (
     read_track_result,
     tidy_table,
     track_result_path,
+)
+from sfc.provenance import (
+    git_commit,
+    package_versions,
+    sha256,
     write_json_atomic,
     write_text_atomic,
 )
-from sfc.provenance import git_commit, package_versions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,14 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shift-seconds", type=float, default=6.0, help="chunk hop (paper: 6)")
     parser.add_argument("--batch-size", type=int, default=4, help="chunks per model call")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_experiment(ckpt: dict, experiment: str | None, path: Path) -> str:
@@ -182,7 +177,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"no {args.task} tracks in split {args.split!r} under {args.data_root}")
     settings = {
         "experiment": experiment,
-        "checkpoint_sha256": file_sha256(args.model),
+        "checkpoint_sha256": sha256(args.model),
         "task": args.task,
         "split": args.split,
         "metrics": list(TASK_METRICS[args.task]),

@@ -20,8 +20,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sfc.provenance import write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
-
 COLUMNS = ["experiment", "track", "target", "metric", "value"]
 # metric -> aggregates over tracks, in reporting order. NaN track values are skipped (pandas default).
 AGGREGATIONS: dict[str, tuple[str, ...]] = {

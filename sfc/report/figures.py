@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +20,7 @@ import pandas as pd  # noqa: E402
 
 from sfc.errors import UserError  # noqa: E402
 from sfc.experiments import parse_experiment  # noqa: E402
+from sfc.provenance import atomic_file  # noqa: E402
 
 # Display labels live only here (house style: one string per concept elsewhere).
 ENCODER_LABELS = {"band_split": "BS", "sfc_ca": "SFC-CA", "sfc_mamba": "SFC-Mamba"}
@@ -34,16 +33,9 @@ BIAS_RANGE = (-20.0, 0.0)
 
 def save_figure(fig: plt.Figure, path: str | Path) -> None:
     """Save through a temporary file in the same folder, then rename (atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_file(path, "wb") as handle:
+            fig.savefig(handle, format=Path(path).suffix[1:], dpi=150, bbox_inches="tight")
     finally:
         plt.close(fig)
 

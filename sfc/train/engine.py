@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from sfc.errors import UserError
 from sfc.experiments import TASKS, parse_experiment
 from sfc.models import SeparationModel, build_model, model_checkpoint
+from sfc.provenance import write_json_atomic
 from sfc.train import checkpoint as ckpt
 from sfc.train.config import TrainConfig
 from sfc.train.data import build_train_dataset, iterate_batches, load_valid_tracks
@@ -40,7 +41,7 @@ from sfc.train.dist import (
     set_rng_state,
 )
 from sfc.train.ema import EMA
-from sfc.train.logs import RunLog, provenance, write_json
+from sfc.train.logs import RunLog, provenance
 from sfc.train.loss import thresholded_snr_loss
 from sfc.train.schedule import build_scheduler
 from sfc.train.validate import validate
@@ -204,9 +205,9 @@ def setup_run(experiment: str, config: TrainConfig, paths: RunPaths, device: str
         if info.is_main:
             paths.ckpt_dir.mkdir(parents=True, exist_ok=True)
     if info.is_main:
-        write_json(
-            provenance(exp.id, config.to_dict(), info, paths.data_root, paths.cache_dir),
+        write_json_atomic(
             paths.work_dir / "provenance.json",
+            provenance(exp.id, config.to_dict(), info, paths.data_root, paths.cache_dir),
         )
     if info.enabled:
         run.ddp = DistributedDataParallel(
@@ -380,7 +381,7 @@ def finalize(run: Run) -> Path:
             provenance=prov,
         )
         ckpt.atomic_save(payload, run.paths.output)
-        write_json(prov, run.paths.work_dir / "provenance.json")
+        write_json_atomic(run.paths.work_dir / "provenance.json", prov)
     barrier(run.info)
     return run.paths.output
 

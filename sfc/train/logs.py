@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import platform
 import socket
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from sfc.provenance import git_commit, package_versions, write_json_atomic
+from sfc.provenance import atomic_file, git_commit, package_versions
 from sfc.train.dist import DistInfo
 
 TRAIN_COLUMNS = ["step", "epoch", "loss", "lr", "grad_norm", "steps_per_s"]
@@ -98,12 +97,10 @@ def _truncate_csv(path: Path, columns: list[str], keep_until: int) -> None:
     if keep_until > 0 and path.is_file():
         with path.open(newline="") as f:
             rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_file(path) as f:
         writer = csv.DictWriter(f, columns, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def device_description(info: DistInfo) -> dict[str, Any]:
@@ -148,8 +145,3 @@ def provenance(
             "cache_fingerprint": folder_fingerprint(cache_dir),
         },
     }
-
-
-def write_json(obj: Any, path: Path) -> None:
-    """Atomic JSON write."""
-    write_json_atomic(path, obj)

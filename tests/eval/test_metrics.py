@@ -18,8 +18,8 @@ from sfc.eval.table import (
     read_track_result,
     tidy_table,
     track_result_path,
-    write_json_atomic,
 )
+from sfc.provenance import write_json_atomic
 
 SR = 44100
 
