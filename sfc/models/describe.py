@@ -52,7 +52,9 @@ def flops_per_second(model: SeparationModel, seconds: float = 1.0) -> float:
 
 
 @torch.no_grad()
-def real_time_factor(model: SeparationModel, device: str = "cpu", seconds: float = 12.0, repeats: int = 5) -> float:
+def real_time_factor(
+    model: SeparationModel, device: str = "cpu", seconds: float = 12.0, repeats: int = 5
+) -> float:
     """Median wall time of one forward pass on a `seconds`-long input divided by `seconds`."""
     device = torch.device(device)
     model = model.eval().to(device)
@@ -60,7 +62,9 @@ def real_time_factor(model: SeparationModel, device: str = "cpu", seconds: float
     times = []
     for i in range(repeats + 1):  # the first pass warms up kernels and allocators
         start = time.perf_counter()
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(
+            device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+        ):
             model(x)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -84,14 +88,18 @@ def describe(exp_id: str, flops: bool = True, rtf_device: str | None = None) -> 
         info["gmacs_per_second"] = round(gflops / 2, 3)
     if rtf_device:
         info["rtf"] = round(real_time_factor(model, rtf_device), 5)
-        info["rtf_device"] = torch.cuda.get_device_name(rtf_device) if rtf_device.startswith("cuda") else "cpu"
+        info["rtf_device"] = (
+            torch.cuda.get_device_name(rtf_device) if rtf_device.startswith("cuda") else "cpu"
+        )
     return info
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", nargs="+", help="experiment id(s), e.g. mss-sfc_ca-small-k64")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count (fast)")
-    parser.add_argument("--rtf", metavar="DEVICE", help="also measure the real-time factor on DEVICE (cpu, cuda)")
+    parser.add_argument(
+        "--rtf", metavar="DEVICE", help="also measure the real-time factor on DEVICE (cpu, cuda)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -65,13 +65,21 @@ class SeparationModel(nn.Module):
         if not torch.is_floating_point(mix):
             raise UserError(f"expected floating-point audio, got {mix.dtype}")
 
-    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+    def features(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The encoder's input for a checked mixture (B, C, L).
+
+        Returns:
+            spec (B, C, T, F) complex, RMS-scaled; scale (B, 1, 1, 1); feats (B, 2C, T, F) real.
+        """
         self.check_input(mix)
-        batch, num_ch, length = mix.shape
         spec = self.stft(mix)  # (B, C, F, T) complex
         scale = rms_scale(spec)  # (B, 1, 1, 1)
         spec = (spec / scale).transpose(-1, -2)  # (B, C, T, F)
-        feats = torch.cat([spec.real, spec.imag], dim=1)  # (B, 2C, T, F)
+        return spec, scale, torch.cat([spec.real, spec.imag], dim=1)  # feats (B, 2C, T, F)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        spec, scale, feats = self.features(mix)
+        batch, num_ch, length = mix.shape
         z, aux = self.encoder(feats)  # (B, D, T, K)
         z = self.separator(z)  # (B, D, T, K)
         mask = self.decoder(z, aux)  # (B, 2*N*C, T, F)

@@ -206,11 +206,5 @@ def encoder_attention(model: nn.Module, mix: torch.Tensor) -> torch.Tensor:
         raise TypeError(
             f"encoder_attention needs an SFC-CA model, got {type(model.encoder).__name__}"
         )
-    batch = mix.unsqueeze(0)  # (1, C, L)
-    model.check_input(batch)
-    spec = model.stft(batch)  # (1, C, F, T)
-    from sfc.stft import rms_scale
-
-    spec = (spec / rms_scale(spec)).transpose(-1, -2)  # (1, C, T, F)
-    feats = torch.cat([spec.real, spec.imag], dim=1)  # (1, 2C, T, F)
+    _, _, feats = model.features(mix.unsqueeze(0))  # (1, 2C, T, F)
     return model.encoder.attention(feats)

@@ -47,14 +47,7 @@ EXPECTED_STATE = {
 SCANS = {"chunked": selective_scan_chunked, "parallel": selective_scan_parallel}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The scans run thousands of tiny ops: with 2+ intra-op threads on a shared CPU, OpenMP
-    synchronisation makes them 10-100x slower (measured), so these tests run single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def scan_inputs(batch=3, length=150, inner=8, num_state=4, dt_shift=-2.0):

@@ -25,14 +25,7 @@ SPEC_MIDDLES_K64 = [
 F_BINS = 1025
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The scans run thousands of tiny ops: with 2+ intra-op threads on a shared CPU, OpenMP
-    synchronisation makes them 10-100x slower (measured), so these tests run single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def scan_order(positions: torch.Tensor, num_bins: int, reverse: bool) -> list[str]:
