@@ -10,9 +10,9 @@ overlap; the band-split decoder weights each bin by 1 / (number of bands coverin
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 from sfc.errors import UserError
@@ -20,12 +20,13 @@ from sfc.errors import UserError
 Band = tuple[int, int]  # [start, end) in STFT bins
 
 
-def _hz_to_midi(f: float) -> float:
-    return 12.0 * math.log2(f / 440.0) + 69.0
+def _hz_to_midi(f: np.ndarray | float) -> np.ndarray:
+    # PAPER: librosa's formula, log2(f) - log2(440), as the authors' BandIt filterbank computes it.
+    return 12.0 * (np.log2(np.asarray(f, dtype=np.float64)) - np.log2(440.0)) + 69.0
 
 
-def _midi_to_hz(m: float) -> float:
-    return 440.0 * 2.0 ** ((m - 69.0) / 12.0)
+def _midi_to_hz(m: np.ndarray) -> np.ndarray:
+    return 440.0 * 2.0 ** ((np.asarray(m, dtype=np.float64) - 69.0) / 12.0)
 
 
 @lru_cache(maxsize=64)
@@ -45,15 +46,17 @@ def musical_bands(num_bands: int, n_fft: int = 2048, sample_rate: int = 44100) -
     num_freqs = n_fft // 2 + 1
     df = sample_rate / n_fft
     f_min, f_max = df, sample_rate / 2
-    mult = 2.0 ** (math.log2(f_max / f_min) / num_bands)
-    lo_midi, hi_midi = max(0.0, _hz_to_midi(f_min)), _hz_to_midi(f_max)
-    bands = []
-    for k in range(num_bands):
-        midi = lo_midi + (hi_midi - lo_midi) * k / (num_bands - 1)
-        centre = _midi_to_hz(midi)
-        start = math.floor(centre / mult / df)
-        end = min(math.ceil(centre * mult / df) + 1, num_freqs)
-        bands.append((start, end))
+    # PAPER: the authors' numpy float64 arithmetic, step for step (np.linspace of MIDI pitches, np.power
+    # for the multiplier). For K = 2, 5, 10 some limits fall exactly on a bin, and any other order of
+    # operations rounds them to the other side (K = 2: band 1 starts at bin 31 here, 32 otherwise).
+    mult = np.power(2.0, np.log2(f_max / f_min) / num_bands)
+    lo_midi, hi_midi = max(0.0, float(_hz_to_midi(f_min))), float(_hz_to_midi(f_max))
+    centres = _midi_to_hz(np.linspace(lo_midi, hi_midi, num_bands))  # (K,) Hz
+    starts = np.floor(centres / mult / df).astype(int)
+    ends = np.minimum(
+        np.ceil(centres * mult / df).astype(int) + 1, num_freqs
+    )  # inclusive -> [s, e)
+    bands = [(int(s), int(e)) for s, e in zip(starts, ends)]
     bands[0] = (0, bands[0][1])
     bands[-1] = (bands[-1][0], num_freqs)
     return tuple(bands)

@@ -19,6 +19,7 @@ class STFT(nn.Module):
 
     Shapes:
         forward: wav (..., L) -> spec (..., F, T), complex64, T = L // hop_length
+            (T + 1 frames with ``drop_last=False``)
         inverse: spec (..., F, T) -> wav (..., L)
     """
 
@@ -35,7 +36,7 @@ class STFT(nn.Module):
     def num_frames(self, length: int) -> int:
         return length // self.hop_length
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+    def forward(self, wav: torch.Tensor, drop_last: bool = True) -> torch.Tensor:
         lead, length = wav.shape[:-1], wav.shape[-1]
         with torch.autocast(device_type=wav.device.type, enabled=False):
             spec = torch.stft(
@@ -47,7 +48,8 @@ class STFT(nn.Module):
                 pad_mode="reflect",
                 return_complex=True,
             )  # (B', F, T + 1)
-        spec = spec[..., : self.num_frames(length)]  # drop the last frame
+        if drop_last:
+            spec = spec[..., : self.num_frames(length)]  # (B', F, T)
         return spec.reshape(*lead, *spec.shape[-2:])
 
     def inverse(self, spec: torch.Tensor, length: int) -> torch.Tensor:
@@ -67,10 +69,11 @@ class STFT(nn.Module):
 
 
 def rms_scale(spec: torch.Tensor, eps: float = 1e-15) -> torch.Tensor:
-    """Input scale s = sqrt(mean |X|^2) over all but the batch axis, shape (B, 1, ..., 1).
+    """Input scale s = sqrt(mean max(|X|^2, eps)) over all but the batch axis, shape (B, 1, ..., 1).
 
     PAPER: spec §2 `scaling: true`; the model divides its input by s and multiplies its output by s.
+    As in the authors' code, each bin's power is clipped at ``eps`` before the mean, and the caller
+    passes the full STFT (every frame, the last one included; see SeparationModel.features).
     """
-    power = spec.abs().square().flatten(1).mean(1)  # (B,)
-    scale = power.clamp_min(eps).sqrt()
-    return scale.view(-1, *([1] * (spec.dim() - 1)))
+    power = spec.abs().square().clamp_min(eps).flatten(1).mean(1)  # (B,)
+    return power.sqrt().view(-1, *([1] * (spec.dim() - 1)))

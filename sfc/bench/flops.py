@@ -21,7 +21,9 @@ from sfc.report.paper_values import paper_value
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="*", default=PAPER_TABLES["cost"])
-    parser.add_argument("--seconds", type=float, nargs="+", default=[1.0], help="input durations to count on")
+    parser.add_argument(
+        "--seconds", type=float, nargs="+", default=[1.0], help="input durations to count on"
+    )
     args = parser.parse_args(argv)
     head = f"{'experiment':28s} {'params M':>9s} {'paper M':>8s}"
     for s in args.seconds:

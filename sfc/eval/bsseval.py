@@ -49,7 +49,10 @@ def num_frames(length: int, window: int, hop: int) -> int:
 
 def frame_slices(length: int, window: int, hop: int) -> list[slice]:
     """The sample ranges of museval's frames (see module docstring)."""
-    return [slice(t * hop, min(t * hop + window, length)) for t in range(num_frames(length, window, hop))]
+    return [
+        slice(t * hop, min(t * hop + window, length))
+        for t in range(num_frames(length, window, hop))
+    ]
 
 
 def pad_or_truncate(references: np.ndarray, estimates: np.ndarray) -> np.ndarray:
@@ -88,14 +91,18 @@ def _block_stats(ref: np.ndarray, est: np.ndarray, num_frames: int) -> tuple[np.
     return num, den, silent
 
 
-def _frame_stats(references: np.ndarray, estimates: np.ndarray, slices: list[slice], block: int = 4):
+def _frame_stats(
+    references: np.ndarray, estimates: np.ndarray, slices: list[slice], block: int = 4
+):
     """Per-frame reference energy, error energy and silence, in blocks to bound memory.
 
     Shapes:
         references, estimates: (N, C, L) -> num (N, T), den (N, T), silent (T,)
     """
     width = slices[0].stop - slices[0].start
-    contiguous = all(s.start == t * width and s.stop - s.start == width for t, s in enumerate(slices))
+    contiguous = all(
+        s.start == t * width and s.stop - s.start == width for t, s in enumerate(slices)
+    )
     parts = []
     if contiguous:  # museval's default (hop == window), or one frame: reshape blocks of frames
         for t0 in range(0, len(slices), block):
@@ -130,12 +137,16 @@ def sdr_frames_fast(
     estimates = pad_or_truncate(references, estimates)
     slices = frame_slices(references.shape[-1], window, hop)
     out = np.full((references.shape[0], len(slices)), np.nan)  # (N, T)
-    whole_silent = (references.sum(axis=1) == 0).all(-1).any() or (estimates.sum(axis=1) == 0).all(-1).any()
+    whole_silent = (references.sum(axis=1) == 0).all(-1).any() or (estimates.sum(axis=1) == 0).all(
+        -1
+    ).any()
     if whole_silent:  # a whole stem silent: every frame is NaN (see DEVIATION above)
         return out
     num, den, silent = _frame_stats(references, estimates, slices)
     with np.errstate(divide="ignore"):
-        sdr = np.where(den == 0, np.inf, 10.0 * np.log10(num / np.where(den == 0, 1.0, den)))  # (N, T)
+        sdr = np.where(
+            den == 0, np.inf, 10.0 * np.log10(num / np.where(den == 0, 1.0, den))
+        )  # (N, T)
     out[:, ~silent] = sdr[:, ~silent]
     return out
 

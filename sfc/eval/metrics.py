@@ -89,7 +89,9 @@ def si_sdr(
         return 10.0 * np.log10(coh / (1.0 - coh))
 
 
-def _stft_energy(x: torch.Tensor, n_fft: int, hop_length: int, block_frames: int = 2048) -> torch.Tensor:
+def _stft_energy(
+    x: torch.Tensor, n_fft: int, hop_length: int, block_frames: int = 2048
+) -> torch.Tensor:
     """Σ|STFT(x)|² per row, computed in blocks of frames to bound memory on long tracks.
 
     Same STFT as the model (spec §2): Hann, centred with reflect padding, onesided, last frame dropped.
@@ -201,7 +203,8 @@ def score_track(
             frames = csdr_frames(ref, est, sample_rate, csdr_backend)  # (N, T)
             per_source[name] = csdr(frames)
             result["csdr_frames"] = {
-                t: [None if np.isnan(v) else float(v) for v in row] for t, row in zip(targets, frames)
+                t: [None if np.isnan(v) else float(v) for v in row]
+                for t, row in zip(targets, frames)
             }
     for name, values in per_source.items():
         result["scores"][name] = {t: float(v) for t, v in zip(targets, values)}

@@ -47,11 +47,17 @@ def _batches(starts: list[int], active: list[bool], batch_size: int) -> Iterator
         yield todo[first : first + batch_size]
 
 
-def _check_args(model: nn.Module, mix: torch.Tensor, chunk: int, shift: int, batch_size: int) -> None:
+def _check_args(
+    model: nn.Module, mix: torch.Tensor, chunk: int, shift: int, batch_size: int
+) -> None:
     if mix.dim() != 2:
-        raise ValueError(f"separate_track expects a mixture of shape (C, L), got {tuple(mix.shape)}")
+        raise ValueError(
+            f"separate_track expects a mixture of shape (C, L), got {tuple(mix.shape)}"
+        )
     if mix.shape[0] != model.num_channels:
-        raise ValueError(f"the model separates {model.num_channels}-channel audio, got {mix.shape[0]}")
+        raise ValueError(
+            f"the model separates {model.num_channels}-channel audio, got {mix.shape[0]}"
+        )
     if mix.shape[1] < 1:
         raise ValueError("cannot separate an empty track (0 samples)")
     if chunk < 1 or not 1 <= shift <= chunk:
@@ -114,11 +120,15 @@ def separate_track(
     active = [bool(padded[:, s : s + chunk].abs().amax() > 0) for s in starts]
 
     # PAPER: spec §2/§9: bf16 autocast on GPU; fp32 on CPU (CPU bf16 is slow and not what was run).
-    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(
+        device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"
+    )
     batches = list(_batches(starts, active, batch_size))
     try:
         for idx in tqdm(batches, desc="chunks", unit="batch", disable=not progress, leave=False):
-            chunks = torch.stack([padded[:, starts[i] : starts[i] + chunk] for i in idx])  # (B, C, chunk)
+            chunks = torch.stack(
+                [padded[:, starts[i] : starts[i] + chunk] for i in idx]
+            )  # (B, C, chunk)
             with autocast:
                 est = model(chunks.to(device))  # (B, N, C, chunk)
             est = est.float().cpu()

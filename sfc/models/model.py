@@ -72,9 +72,13 @@ class SeparationModel(nn.Module):
             spec (B, C, T, F) complex, RMS-scaled; scale (B, 1, 1, 1); feats (B, 2C, T, F) real.
         """
         self.check_input(mix)
-        spec = self.stft(mix)  # (B, C, F, T) complex
-        scale = rms_scale(spec)  # (B, 1, 1, 1)
-        spec = (spec / scale).transpose(-1, -2)  # (B, C, T, F)
+        full = self.stft(mix, drop_last=False)  # (B, C, F, T + 1) complex
+        # PAPER: the scale comes from the full STFT, the last frame (dropped below) included. The
+        # authors divide the waveform and analyse it again; dividing its STFT is the same up to rounding.
+        scale = rms_scale(full)  # (B, 1, 1, 1)
+        spec = (full[..., : self.stft.num_frames(mix.shape[-1])] / scale).transpose(
+            -1, -2
+        )  # (B, C, T, F)
         return spec, scale, torch.cat([spec.real, spec.imag], dim=1)  # feats (B, 2C, T, F)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,8 @@ class BandMeanQuery(nn.Module):
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         dense = e.new_zeros(self.num_bands, self.num_freqs, dtype=self.weight.dtype)
         dense = dense.index_put((self.rows, self.cols), self.weight)  # (K, F)
-        dense = dense / dense.sum(-1, keepdim=True)
+        # PAPER: as the authors' code, each band's weight sum is clamped at 1e-8 before dividing.
+        dense = dense / dense.sum(-1, keepdim=True).clamp_min(1e-8)
         return torch.einsum("kf,bfd->bkd", dense.to(e.dtype), e)
 
 

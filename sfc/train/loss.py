@@ -3,9 +3,11 @@
 PAPER: spec §8 (code `ThresSNRLossWithInactiveSource`). Per batch item b, channel c, source n, with x the
 mixture channel, tau = 10^(-30/10) and eps = 1e-8:
 
-* active source (10 log10(|s|^2 / |x|^2) >= -60 dB):
+* active source (10 log10(|s|^2 / |x|^2) >= -60 dB, no eps: a silent mixture makes 0/0 and every
+  source of that item inactive):
   l = 10 log10(|s - s_hat|^2 + tau |s|^2 + eps) - 10 log10(|s|^2 + eps)
-* inactive source: l = 0.1 * 10 log10(|s_hat|^2 + tau |x|^2 + eps)
+* inactive source: l = 0.1 * 10 log10(|s - s_hat|^2 + tau |x|^2 + eps)  (the error energy: |s_hat|^2
+  when the reference is exactly zero, not for a reference that is only below the -60 dB threshold)
 
 L = mean over (b, n, c). No permutation search (fixed source order). Computed in float32.
 """
@@ -24,9 +26,12 @@ def _db(x: torch.Tensor) -> torch.Tensor:
 
 
 def source_activity(
-    ref: torch.Tensor, mix: torch.Tensor, threshold_db: float = -60.0, eps: float = EPS
+    ref: torch.Tensor, mix: torch.Tensor, threshold_db: float = -60.0
 ) -> torch.Tensor:
     """Which (b, n, c) references are active: their energy is within ``threshold_db`` of the mixture's.
+
+    PAPER: as the authors' code, the energy ratio has no eps. A silent reference in a non-silent mixture
+    gives -inf dB and a silent mixture 0/0 = NaN: both compare False, so both are inactive.
 
     Args:
         ref: references (B, N, C, L).
@@ -37,8 +42,7 @@ def source_activity(
     """
     ref_pow = ref.float().square().sum(-1)  # (B, N, C)
     mix_pow = mix.float().square().sum(-1).unsqueeze(1)  # (B, 1, C)
-    # ASSUMPTION: eps in both energies so an all-silent mixture does not divide by zero.
-    return _db((ref_pow + eps) / (mix_pow + eps)) >= threshold_db
+    return _db(ref_pow / mix_pow) >= threshold_db
 
 
 def thresholded_snr_loss(
@@ -66,10 +70,9 @@ def thresholded_snr_loss(
     ref_pow = ref.square().sum(-1)  # (B, N, C)
     mix_pow = mix.square().sum(-1).unsqueeze(1)  # (B, 1, C)
     err_pow = (ref - est).square().sum(-1)  # (B, N, C)
-    est_pow = est.square().sum(-1)  # (B, N, C)
     active_loss = _db(err_pow + tau * ref_pow + eps) - _db(ref_pow + eps)  # (B, N, C)
-    inactive_loss = inactive_weight * _db(est_pow + tau * mix_pow + eps)  # (B, N, C)
-    loss = torch.where(source_activity(ref, mix, eps=eps), active_loss, inactive_loss)  # (B, N, C)
+    inactive_loss = inactive_weight * _db(err_pow + tau * mix_pow + eps)  # (B, N, C)
+    loss = torch.where(source_activity(ref, mix), active_loss, inactive_loss)  # (B, N, C)
     return loss.mean() if reduce else loss
 
 

@@ -15,7 +15,9 @@ SR = 44100
 REGRESSION = Path(__file__).parent / "data" / "regression.json"
 
 
-def music_like(num_sources: int, num_channels: int, seconds: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def music_like(
+    num_sources: int, num_channels: int, seconds: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Harmonic tones, band-limited noise and gated stems with leaky, echoed estimates.
 
     Shapes:
@@ -127,15 +129,23 @@ def test_stored_museval_regression():
     np.testing.assert_allclose(fast, expected, atol=1e-6, equal_nan=True)
 
 
-if __name__ == "__main__" and "--regenerate" in sys.argv:  # python tests/eval/test_bsseval.py --regenerate
+if (
+    __name__ == "__main__" and "--regenerate" in sys.argv
+):  # python tests/eval/test_bsseval.py --regenerate
     from importlib.metadata import version
 
     refs, ests = _regression_signal()
     frames = sdr_frames_museval(refs, ests)
     REGRESSION.parent.mkdir(exist_ok=True)
-    REGRESSION.write_text(json.dumps({
-        "description": "museval.evaluate framewise SDR of tests/eval/test_bsseval.py::_regression_signal",
-        "museval_version": version("museval"),
-        "sdr_frames": [[None if np.isnan(v) else float(v) for v in row] for row in frames],
-    }, indent=1) + "\n")
+    REGRESSION.write_text(
+        json.dumps(
+            {
+                "description": "museval.evaluate framewise SDR of tests/eval/test_bsseval.py::_regression_signal",
+                "museval_version": version("museval"),
+                "sdr_frames": [[None if np.isnan(v) else float(v) for v in row] for row in frames],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(frames)

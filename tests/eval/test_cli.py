@@ -28,7 +28,9 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 def _wav(path: Path, seconds: float, channels: int, sr: int = SR) -> np.ndarray:
-    audio = 0.1 * np.random.default_rng(len(str(path))).standard_normal((int(seconds * sr), channels))
+    audio = 0.1 * np.random.default_rng(len(str(path))).standard_normal(
+        (int(seconds * sr), channels)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, audio.astype(np.float32), sr)
     return audio
@@ -38,14 +40,32 @@ def test_separate_files_and_folder_with_a_bad_file(tmp_path, checkpoint, capsys)
     _wav(tmp_path / "in" / "song.wav", 0.7, 2)
     _wav(tmp_path / "in" / "sub" / "voice.flac", 0.5, 1, sr=22050)  # mono, other rate
     (tmp_path / "in" / "broken.wav").write_bytes(b"RIFF....not audio")
-    rc = main(["separate", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-               "--device", "cpu", "--chunk-seconds", "0.5", "--shift-seconds", "0.25"])
+    rc = main(
+        [
+            "separate",
+            str(checkpoint),
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--chunk-seconds",
+            "0.5",
+            "--shift-seconds",
+            "0.25",
+        ]
+    )
     err = capsys.readouterr()
     assert rc != 0 and "broken.wav" in err.err and "1 file(s) could not be separated" in err.err
     assert "duplicated" in err.out and "resampled 22050 Hz" in err.out  # the printed notes
     for stem in ("bass", "drums", "vocals", "other"):
         song = sf.info(tmp_path / "out" / "song" / f"{stem}.wav")
-        assert (song.samplerate, song.channels, song.frames, song.subtype) == (SR, 2, int(0.7 * SR), "PCM_24")
+        assert (song.samplerate, song.channels, song.frames, song.subtype) == (
+            SR,
+            2,
+            int(0.7 * SR),
+            "PCM_24",
+        )
         voice = sf.info(tmp_path / "out" / "voice" / f"{stem}.wav")
         assert (voice.samplerate, voice.channels, voice.frames) == (22050, 1, int(0.5 * 22050))
     assert not (tmp_path / "out" / "broken").exists()
@@ -56,10 +76,14 @@ def test_separate_clear_errors(tmp_path, checkpoint, capsys):
     assert rc == 2 and "input not found" in capsys.readouterr().err
     _wav(tmp_path / "a.wav", 0.3, 2)
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
-    rc = main(["separate", str(tmp_path / "other.pt"), str(tmp_path / "a.wav"), "--out", str(tmp_path)])
+    rc = main(
+        ["separate", str(tmp_path / "other.pt"), str(tmp_path / "a.wav"), "--out", str(tmp_path)]
+    )
     assert rc == 2 and "not an sfc model checkpoint" in capsys.readouterr().err
     (tmp_path / "garbage.pt").write_bytes(b"\x00not a pickle")
-    rc = main(["separate", str(tmp_path / "garbage.pt"), str(tmp_path / "a.wav"), "--out", str(tmp_path)])
+    rc = main(
+        ["separate", str(tmp_path / "garbage.pt"), str(tmp_path / "a.wav"), "--out", str(tmp_path)]
+    )
     assert rc == 2 and "cannot read checkpoint" in capsys.readouterr().err
     (tmp_path / "bad.wav").write_bytes(b"junk")
     rc = main(["separate", str(checkpoint), str(tmp_path / "bad.wav"), "--out", str(tmp_path)])
@@ -78,7 +102,9 @@ def fake_tracks(monkeypatch, tmp_path):
         src = (0.1 * src + 0.01 * rng.standard_normal(src.shape)).astype(np.float32)  # (4, 2, L)
         return tracks_mod.Track(ref=ref, mixture=src.sum(0), sources=src, sample_rate=SR)
 
-    refs = [tracks_mod.TrackRef("mss", "test", name, tmp_path / name) for name in ("A - One", "B - Two")]
+    refs = [
+        tracks_mod.TrackRef("mss", "test", name, tmp_path / name) for name in ("A - One", "B - Two")
+    ]
     monkeypatch.setattr(tracks_mod, "list_tracks", lambda root, task, split: list(refs))
     calls = []
     monkeypatch.setattr(tracks_mod, "load_track", lambda ref: calls.append(ref.name) or make(ref))
@@ -86,9 +112,26 @@ def fake_tracks(monkeypatch, tmp_path):
 
 
 def test_evaluate_writes_tables_and_resumes(tmp_path, checkpoint, fake_tracks, capsys):
-    args = ["evaluate", str(checkpoint), "--data-root", str(tmp_path), "--task", "mss",
-            "--out-dir", str(tmp_path / "tracks"), "--scores", str(tmp_path / "scores.csv"),
-            "--experiment", EXP, "--device", "cpu", "--chunk-seconds", "1.0", "--shift-seconds", "0.5"]
+    args = [
+        "evaluate",
+        str(checkpoint),
+        "--data-root",
+        str(tmp_path),
+        "--task",
+        "mss",
+        "--out-dir",
+        str(tmp_path / "tracks"),
+        "--scores",
+        str(tmp_path / "scores.csv"),
+        "--experiment",
+        EXP,
+        "--device",
+        "cpu",
+        "--chunk-seconds",
+        "1.0",
+        "--shift-seconds",
+        "0.5",
+    ]
     assert main(args) == 0
     table = pd.read_csv(tmp_path / "scores.csv")
     assert list(table.columns) == ["experiment", "track", "target", "metric", "value"]
@@ -105,17 +148,46 @@ def test_evaluate_writes_tables_and_resumes(tmp_path, checkpoint, fake_tracks, c
     files[0].unlink()  # as if killed before the first track was scored
     kept = files[1].stat().st_mtime_ns
     assert main(args) == 0
-    assert len(fake_tracks) == 3 and files[1].stat().st_mtime_ns == kept  # only the missing one redone
+    assert (
+        len(fake_tracks) == 3 and files[1].stat().st_mtime_ns == kept
+    )  # only the missing one redone
     assert "scored 1 track(s), reused 1" in capsys.readouterr().out
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "scores.csv"), table)
 
 
-def test_evaluate_rejects_checkpoint_of_another_experiment(tmp_path, checkpoint, fake_tracks, capsys):
-    rc = main(["evaluate", str(checkpoint), "--data-root", str(tmp_path), "--task", "mss",
-               "--out-dir", str(tmp_path), "--scores", str(tmp_path / "s.csv"),
-               "--experiment", "mss-sfc_ca-tiny-k32-s7"])
+def test_evaluate_rejects_checkpoint_of_another_experiment(
+    tmp_path, checkpoint, fake_tracks, capsys
+):
+    rc = main(
+        [
+            "evaluate",
+            str(checkpoint),
+            "--data-root",
+            str(tmp_path),
+            "--task",
+            "mss",
+            "--out-dir",
+            str(tmp_path),
+            "--scores",
+            str(tmp_path / "s.csv"),
+            "--experiment",
+            "mss-sfc_ca-tiny-k32-s7",
+        ]
+    )
     assert rc == 2 and "checkpoint of another experiment" in capsys.readouterr().err
-    rc = main(["evaluate", str(checkpoint), "--data-root", str(tmp_path), "--task", "cass",
-               "--out-dir", str(tmp_path), "--scores", str(tmp_path / "s.csv")])
+    rc = main(
+        [
+            "evaluate",
+            str(checkpoint),
+            "--data-root",
+            str(tmp_path),
+            "--task",
+            "cass",
+            "--out-dir",
+            str(tmp_path),
+            "--scores",
+            str(tmp_path / "s.csv"),
+        ]
+    )
     assert rc == 2 and "task 'cass'" in capsys.readouterr().err
     assert not fake_tracks

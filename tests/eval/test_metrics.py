@@ -27,8 +27,11 @@ SR = 44100
 def tones(num_sources: int, num_channels: int, seconds: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * SR)) / SR
-    x = [np.sin(2 * np.pi * 200 * (n + 1) * t + rng.uniform(0, 6)) + 0.1 * rng.standard_normal(t.size)
-         for n in range(num_sources * num_channels)]
+    x = [
+        np.sin(2 * np.pi * 200 * (n + 1) * t + rng.uniform(0, 6))
+        + 0.1 * rng.standard_normal(t.size)
+        for n in range(num_sources * num_channels)
+    ]
     return np.stack(x).reshape(num_sources, num_channels, -1)  # (N, C, L)
 
 
@@ -40,7 +43,9 @@ def test_snr_and_usdr_hand_computed():
     est[1] *= 0.5  # 6.0206 dB on both channels
     np.testing.assert_allclose(snr(ref, est), [[20, 40], [6.0206, 6.0206]], atol=1e-3)
     np.testing.assert_allclose(usdr(ref, est), [30, 6.0206], atol=1e-3)
-    assert usdr(ref, ref)[0] == pytest.approx(10 * np.log10((1000 + 1e-8) / 1e-8))  # ε keeps it finite
+    assert usdr(ref, ref)[0] == pytest.approx(
+        10 * np.log10((1000 + 1e-8) / 1e-8)
+    )  # ε keeps it finite
 
 
 def test_si_sdr_matches_fast_bss_eval_and_known_value():
@@ -71,7 +76,9 @@ def test_spec_snr_known_answer_and_close_to_time_domain_snr():
     from sfc.eval.metrics import _stft_energy
 
     x = torch.from_numpy(ref.reshape(-1, ref.shape[-1]))
-    whole = torch.stft(x, 2048, 512, window=torch.hann_window(2048, dtype=x.dtype), return_complex=True)
+    whole = torch.stft(
+        x, 2048, 512, window=torch.hann_window(2048, dtype=x.dtype), return_complex=True
+    )
     expected = whole[..., : x.shape[-1] // 512].abs().square().sum((-2, -1))
     torch.testing.assert_close(_stft_energy(x, 2048, 512, block_frames=7), expected)
 
@@ -103,7 +110,9 @@ def test_score_track_applies_the_task_metrics(task):
     json.dumps(res)  # JSON-serialisable as stored per track
 
 
-def _table(values: dict[str, list[float]], experiment: str = "exp", metric: str = "usdr") -> pd.DataFrame:
+def _table(
+    values: dict[str, list[float]], experiment: str = "exp", metric: str = "usdr"
+) -> pd.DataFrame:
     results = []
     for i in range(len(next(iter(values.values())))):
         scores = {metric: {t: v[i] for t, v in values.items()}}
@@ -132,10 +141,14 @@ def test_paired_ttest_matches_scipy_and_effect_size():
     diff = np.array([0.5, 0.4, 0.9, 0.2, 0.8])
     expected = stats.ttest_rel([1.5, 2.4, 3.9, 4.2, 5.8], [1.0, 2.0, 3.0, 4.0, 5.0])
     assert res["num_tracks"] == 5
-    assert res["t"] == pytest.approx(expected.statistic) and res["p"] == pytest.approx(expected.pvalue)
+    assert res["t"] == pytest.approx(expected.statistic) and res["p"] == pytest.approx(
+        expected.pvalue
+    )
     assert res["cohens_dz"] == pytest.approx(diff.mean() / diff.std(ddof=1))
     avg = paired_ttest(a, b, "usdr")  # per-track mean over the stems
-    assert avg["mean_diff"] == pytest.approx(((diff + np.array([0.1, 0, 0.5, 0.2, 0.3])) / 2).mean())
+    assert avg["mean_diff"] == pytest.approx(
+        ((diff + np.array([0.1, 0, 0.5, 0.2, 0.3])) / 2).mean()
+    )
     with pytest.raises(ValueError, match=">= 2 tracks"):
         paired_ttest(a.iloc[:2], b, "usdr", "bass")
 

@@ -18,7 +18,12 @@ class ToyModel(nn.Module):
 
     def __init__(self, mode: str, num_channels: int = 2, num_sources: int = 3):
         super().__init__()
-        self.mode, self.num_channels, self.num_sources, self.sample_rate = mode, num_channels, num_sources, 10
+        self.mode, self.num_channels, self.num_sources, self.sample_rate = (
+            mode,
+            num_channels,
+            num_sources,
+            10,
+        )
         self.gain = nn.Parameter(torch.arange(1.0, num_sources + 1))  # (N,)
         self.seen: list[torch.Tensor] = []
 
@@ -44,19 +49,30 @@ def test_identity_like_model_chunked_equals_unchunked(length, batch_size):
     out = separate_track(model, mix, chunk_seconds=1.0, shift_seconds=0.5, batch_size=batch_size)
     assert out.shape == (3, 2, length) and out.dtype == torch.float32
     torch.testing.assert_close(out, torch.arange(1.0, 4).view(3, 1, 1) * mix, rtol=0, atol=1e-6)
-    assert all(chunk.shape[-1] == 10 for chunk in model.seen)  # every call sees a full, padded chunk
+    assert all(
+        chunk.shape[-1] == 10 for chunk in model.seen
+    )  # every call sees a full, padded chunk
 
 
 def test_overlap_average_and_silent_chunk_exactly():
     model = ToyModel("mean", num_channels=1, num_sources=1)
     mix = torch.zeros(1, 23)  # chunks of 10 samples at 0, 5, 10, 15 (last one zero-padded to 25)
     mix[0, :5] = 2.0  # chunk 0 mean 1.0
-    mix[0, 15:23] = 4.0  # chunk 2 (10..20) mean 2.0, chunk 3 (15..25) mean 3.2; chunk 1 (5..15) silent
+    mix[0, 15:23] = (
+        4.0  # chunk 2 (10..20) mean 2.0, chunk 3 (15..25) mean 3.2; chunk 1 (5..15) silent
+    )
     out = separate_track(model, mix, chunk_seconds=1.0, shift_seconds=0.5, batch_size=2)[0, 0]
-    expected = torch.tensor([1.0] * 5 + [(1.0 + 0.0) / 2] * 5 + [(0.0 + 2.0) / 2] * 5 + [(2.0 + 3.2) / 2] * 5
-                            + [3.2] * 3)
+    expected = torch.tensor(
+        [1.0] * 5
+        + [(1.0 + 0.0) / 2] * 5
+        + [(0.0 + 2.0) / 2] * 5
+        + [(2.0 + 3.2) / 2] * 5
+        + [3.2] * 3
+    )
     torch.testing.assert_close(out, expected)
-    assert sum(batch.shape[0] for batch in model.seen) == 3  # the silent chunk never reached the model
+    assert (
+        sum(batch.shape[0] for batch in model.seen) == 3
+    )  # the silent chunk never reached the model
     assert [b.shape[0] for b in model.seen] == [2, 1]  # batched
 
 

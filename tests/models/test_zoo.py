@@ -43,6 +43,14 @@ def test_band_edges_match_spec():
     assert [sum(e - s for s, e in musical_bands(k)) for k in (64, 48, 32)] == [2142, 2097, 2041]
 
 
+def test_band_edges_on_exact_bin_boundaries_follow_numpy_float64():
+    """Issue 9 item 5: for K = 2, 5, 10 a band limit lands exactly on a bin (32, 8, 256, 512 before
+    rounding); the authors' numpy float64 arithmetic puts it just below, so floor gives the bin before."""
+    assert musical_bands(2) == ((0, 33), (31, 1025))
+    assert musical_bands(5) == ((0, 5), (1, 24), (7, 129), (45, 726), (255, 1025))
+    assert musical_bands(10)[-1] == (511, 1025)
+
+
 def test_overlap_weights_sum_to_one_over_bands():
     bands = musical_bands(48)
     w = overlap_weights(bands, 1025)
