@@ -8,8 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sfc.models import build_model
-from sfc.models import tf_locoformer
+from sfc.models import build_model, tf_locoformer
 from sfc.models.sfc_common import BandMeanQuery
 from sfc.models.tf_locoformer import RMSGroupNorm, SelfAttention
 
