@@ -25,7 +25,7 @@ from sfc.experiments import parse_experiment
 from sfc.train.config import recipe_config
 from sfc.train.dist import DistInfo, resolve_device
 from sfc.train.ema import EMA
-from sfc.train.engine import Run, RunPaths, backward_and_step, forward_loss
+from sfc.train.engine import Run, RunPaths, accumulate_gradients, clip_and_step
 from sfc.train.schedule import build_scheduler
 
 
@@ -36,7 +36,8 @@ def build_run(
     exp = parse_experiment(experiment)
     config = replace(
         recipe_config("paper", exp.task),
-        batch_size=batch_size,
+        batch_size=batch_size,  # one process, one pass: global batch = micro-batch
+        micro_batch_size=batch_size,
         segment_seconds=segment_seconds,
         precision=precision,
     )
@@ -85,8 +86,8 @@ def benchmark(run: Run, steps: int, warmup: int) -> dict[str, float]:
     for i in range(warmup + steps):
         _sync(device)
         tic = time.perf_counter()
-        loss = forward_loss(run, *batch)
-        backward_and_step(run, loss)
+        loss = accumulate_gradients(run, [batch])
+        clip_and_step(run)
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - tic)

@@ -3,7 +3,8 @@
 Single process:
     sfc train mss-sfc_ca-small-k64 --data-root data/musdb18hq --cache-dir cache/mss \\
         --work-dir work/mss-sfc_ca-small-k64 --output models/mss-sfc_ca-small-k64.pt
-Multi-GPU (DistributedDataParallel, batch_size is per GPU):
+Multi-GPU (DistributedDataParallel; batch_size is the global batch, kept on any number of GPUs by
+gradient accumulation, see TrainConfig.batch_plan):
     torchrun --standalone --nproc_per_node 8 -m sfc.cli train mss-sfc_ca-small-k64 ...same arguments...
 
 Re-running the same command resumes from ``<work-dir>/checkpoints/last.pt``. Exit codes: 0 done,

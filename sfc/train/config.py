@@ -25,6 +25,26 @@ RECIPES: tuple[str, ...] = ("paper", "demo")
 
 
 @dataclass(frozen=True)
+class BatchPlan:
+    """The global batch of one optimizer step, as processes x micro-batches x accumulation steps."""
+
+    global_batch: int
+    world_size: int
+    per_rank: int  # examples per process per step
+    micro: int  # examples per forward/backward pass
+    accumulation: int  # forward/backward passes per process per step
+
+    def describe(self) -> str:
+        return (
+            f"global batch {self.global_batch} = {self.world_size} process(es) x micro-batch "
+            f"{self.micro} x {self.accumulation} accumulation step(s)"
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Every training hyper-parameter. Steps are optimizer steps (one global batch each).
 
@@ -37,7 +57,10 @@ class TrainConfig:
         decay_start: first step at which the step decay applies.
         decay_every: steps between two multiplications by ``decay_gamma``.
         decay_gamma: step-decay factor.
-        batch_size: examples per process (per GPU); the global batch is ``batch_size * world_size``.
+        batch_size: the GLOBAL batch: examples per optimizer step over all processes (paper: 32).
+        micro_batch_size: examples per forward/backward pass on one process (paper: 4 per GPU). With
+            W processes each takes batch_size / W examples per step, in batch_size / W / micro
+            forward/backward passes whose gradients are accumulated (see ``batch_plan``).
         lr: peak learning rate (AdamW).
         weight_decay: AdamW decoupled weight decay.
         betas: AdamW betas.
@@ -68,8 +91,9 @@ class TrainConfig:
     decay_start: int = 60_500
     decay_every: int = 220
     decay_gamma: float = 0.98
-    # optimisation
-    batch_size: int = 4
+    # optimisation. PAPER: spec §8: 8 GPUs x 4 = a global batch of 32, kept on any number of GPUs.
+    batch_size: int = 32
+    micro_batch_size: int = 4
     lr: float = 1e-3
     weight_decay: float = 1e-2
     betas: tuple[float, float] = (0.9, 0.999)
@@ -101,6 +125,7 @@ class TrainConfig:
             "steps_per_epoch",
             "decay_every",
             "batch_size",
+            "micro_batch_size",
             "valid_every_epochs",
             "valid_batch_size",
             "top_k",
@@ -116,6 +141,23 @@ class TrainConfig:
             raise UserError("train config: source_dropout and ema_decay must be in [0, 1)")
         if self.valid_shift_seconds > self.valid_chunk_seconds:
             raise UserError("train config: valid_shift_seconds must not exceed valid_chunk_seconds")
+
+    def batch_plan(self, world_size: int) -> BatchPlan:
+        """How ``world_size`` processes make up the global batch; a UserError if they cannot."""
+        if world_size < 1 or self.batch_size % world_size:
+            raise UserError(
+                f"train config: the global batch_size {self.batch_size} cannot be split over "
+                f"{world_size} processes; use a number of GPUs that divides it, or --set batch_size"
+            )
+        per_rank = self.batch_size // world_size
+        micro = min(self.micro_batch_size, per_rank)
+        if per_rank % micro:
+            raise UserError(
+                f"train config: each of the {world_size} processes takes {per_rank} examples per "
+                f"step, which micro_batch_size {micro} does not divide; set micro_batch_size to a "
+                f"divisor of {per_rank}"
+            )
+        return BatchPlan(self.batch_size, world_size, per_rank, micro, per_rank // micro)
 
     @property
     def valid_every(self) -> int:
@@ -160,6 +202,7 @@ _DEMO_COMMON: dict[str, Any] = dict(
     decay_every=50,
     decay_gamma=0.7,
     batch_size=2,
+    micro_batch_size=2,
     lr=2e-3,
     ema_decay=0.99,
     segment_seconds=1.0,

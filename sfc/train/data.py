@@ -5,9 +5,11 @@ No function here takes a split argument, so training, validation and checkpoint 
 the test split.
 
 Batches are a pure function of the step: at step s (epoch e = s // steps_per_epoch, position
-p = s % steps_per_epoch) the global batch is dataset items [p*G, (p+1)*G) of epoch e, G = batch_size x
-world_size, and rank r takes the r-th contiguous slice of B items. So a resumed run sees exactly the
-batches an uninterrupted run sees, and 2 ranks x B hold the same examples as 1 process x 2B.
+p = s % steps_per_epoch) the global batch is dataset items [p*G, (p+1)*G) of epoch e, G = batch_size
+(the global batch, whatever the number of processes); rank r takes the r-th contiguous slice of G / W
+items and feeds it as consecutive micro-batches (gradient accumulation). So a resumed run sees exactly
+the batches an uninterrupted run sees, and every split of G into processes x micro-batches x
+accumulation steps sees the same examples in the same optimizer step.
 """
 
 from __future__ import annotations
@@ -20,34 +22,31 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from sfc.train.config import TrainConfig
+from sfc.train.config import BatchPlan, TrainConfig
 from sfc.train.dist import DistInfo
 
 VALID_SPLIT = "valid"  # the only split besides the train cache that training ever opens
 
 
 class StepBatches(Sampler[list[int]]):
-    """Per-rank index lists for the positions ``start..steps_per_epoch-1`` of one epoch.
+    """This rank's micro-batch index lists for the positions ``start..steps_per_epoch-1`` of one epoch,
+    ``plan.accumulation`` lists per position.
 
     The dataset draws fresh random mixtures per (seed, epoch, index), so no shuffling is needed.
     """
 
-    def __init__(self, start: int, steps_per_epoch: int, batch_size: int, info: DistInfo) -> None:
-        self.start, self.steps_per_epoch, self.batch_size, self.info = (
-            start,
-            steps_per_epoch,
-            batch_size,
-            info,
-        )
+    def __init__(self, start: int, steps_per_epoch: int, plan: BatchPlan, rank: int) -> None:
+        self.start, self.steps_per_epoch, self.plan, self.rank = start, steps_per_epoch, plan, rank
 
     def __iter__(self) -> Iterator[list[int]]:
-        global_batch = self.batch_size * self.info.world_size
+        plan = self.plan
         for pos in range(self.start, self.steps_per_epoch):
-            first = pos * global_batch + self.info.rank * self.batch_size
-            yield list(range(first, first + self.batch_size))
+            first = pos * plan.global_batch + self.rank * plan.per_rank
+            for j in range(plan.accumulation):
+                yield list(range(first + j * plan.micro, first + (j + 1) * plan.micro))
 
     def __len__(self) -> int:
-        return self.steps_per_epoch - self.start
+        return (self.steps_per_epoch - self.start) * self.plan.accumulation
 
 
 def build_train_dataset(cache_dir: Path, config: TrainConfig, info: DistInfo):
@@ -57,7 +56,7 @@ def build_train_dataset(cache_dir: Path, config: TrainConfig, info: DistInfo):
     return DynamicMixDataset(
         cache_dir,
         config.task,
-        num_examples=config.steps_per_epoch * config.batch_size * info.world_size,
+        num_examples=config.steps_per_epoch * config.batch_size,
         segment_seconds=config.segment_seconds,
         source_dropout=config.source_dropout,
         gain_db=config.gain_db,
@@ -68,7 +67,9 @@ def build_train_dataset(cache_dir: Path, config: TrainConfig, info: DistInfo):
 def iterate_batches(
     dataset, config: TrainConfig, info: DistInfo, start_step: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless (mix (B, C, L), sources (B, N, C, L)) batches from ``start_step`` on."""
+    """Endless (mix (B, C, L), sources (B, N, C, L)) micro-batches from ``start_step`` on, B = the
+    plan's micro-batch, ``accumulation`` of them per optimizer step."""
+    plan = config.batch_plan(info.world_size)
     epoch, pos = divmod(start_step, config.steps_per_epoch)
     while True:
         dataset.set_epoch(epoch)
@@ -79,7 +80,7 @@ def iterate_batches(
         )
         loader = DataLoader(
             dataset,
-            batch_sampler=StepBatches(pos, config.steps_per_epoch, config.batch_size, info),
+            batch_sampler=StepBatches(pos, config.steps_per_epoch, plan, info.rank),
             num_workers=config.num_workers,
             generator=generator,
             pin_memory=info.device.type == "cuda",

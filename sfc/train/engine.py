@@ -10,6 +10,7 @@ is kept), 75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (resume by ru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import signal
@@ -50,7 +51,10 @@ EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: try again (resume)
 CHECKPOINT_FORMAT = "sfc-train-checkpoint/1"
 # Keys that may change between a run and its resumption; any other difference is an error.
-RESUME_MUTABLE = frozenset({"num_workers", "log_every", "checkpoint_every", "valid_batch_size"})
+# micro_batch_size only sets how a process splits its share of the (fixed) global batch.
+RESUME_MUTABLE = frozenset(
+    {"num_workers", "log_every", "checkpoint_every", "valid_batch_size", "micro_batch_size"}
+)
 
 
 class TrainingStopped(Exception):
@@ -126,6 +130,8 @@ def train(experiment: str, config: TrainConfig, paths: RunPaths, device: str = "
             f"sfc train {experiment}: step {run.step}/{config.total_steps} on {run.info.device} "
             f"x{run.info.world_size}, work dir {paths.work_dir}"
         )
+        plan = config.batch_plan(run.info.world_size)
+        log.message(f"sfc train {experiment}: {plan.describe()}")
         batches = iterate_batches(dataset, config, run.info, run.step)
         window: list[
             tuple[float, float]
@@ -133,14 +139,14 @@ def train(experiment: str, config: TrainConfig, paths: RunPaths, device: str = "
         try:
             while run.step < config.total_steps:
                 tic = time.perf_counter()
-                mix, refs = next(batches)  # (B, C, L), (B, N, C, L)
+                micro = [next(batches) for _ in range(plan.accumulation)]  # (B, C, L), (B, N, C, L)
                 lr = run.optimizer.param_groups[0]["lr"]
-                loss = forward_loss(run, mix, refs)
+                loss = accumulate_gradients(run, micro)
                 # One all-reduce per step: the mean loss (logging, NaN guard) and the stop flag, so every
                 # rank takes the same decision at the same step.
-                loss_value, stop_requested = sync_scalars(loss.detach(), stop.requested, run.info)
+                loss_value, stop_requested = sync_scalars(loss, stop.requested, run.info)
                 check_finite("loss", loss_value, run)
-                grad_norm = backward_and_step(run, loss)
+                grad_norm = clip_and_step(run)
                 check_finite("gradient norm", grad_norm, run)
                 run.step += 1
                 window.append((loss_value, time.perf_counter() - tic))
@@ -189,7 +195,8 @@ def setup_run(experiment: str, config: TrainConfig, paths: RunPaths, device: str
     seed_everything(config.seed)  # identical initial weights on every rank
     model = build_model(exp.model_config()).to(info.device)
     ema = EMA(model, config.ema_decay)
-    # ASSUMPTION: weight decay on every parameter (the spec names no exclusions).
+    # PAPER: the authors' AdamW receives every parameter, so weight decay applies to all of them
+    # (biases, norm gains, queries and positional biases included).
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
@@ -205,10 +212,7 @@ def setup_run(experiment: str, config: TrainConfig, paths: RunPaths, device: str
         if info.is_main:
             paths.ckpt_dir.mkdir(parents=True, exist_ok=True)
     if info.is_main:
-        write_json_atomic(
-            paths.work_dir / "provenance.json",
-            provenance(exp.id, config.to_dict(), info, paths.data_root, paths.cache_dir),
-        )
+        write_json_atomic(paths.work_dir / "provenance.json", run_provenance(run))
     if info.enabled:
         run.ddp = DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None
@@ -216,8 +220,18 @@ def setup_run(experiment: str, config: TrainConfig, paths: RunPaths, device: str
     return run
 
 
+def run_provenance(run: Run) -> dict[str, Any]:
+    """provenance.json of a run: config, code, machine, data, and the effective global batch."""
+    prov = provenance(
+        run.experiment, run.config.to_dict(), run.info, run.paths.data_root, run.paths.cache_dir
+    )
+    prov["batch"] = run.config.batch_plan(run.info.world_size).to_dict()
+    return prov
+
+
 def forward_loss(run: Run, mix: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
-    """Scalar training loss of one batch; the model runs under the autocast policy, the loss in fp32."""
+    """Scalar training loss of one batch; the model runs under the autocast policy, the loss in fp32
+    (or fp64 for a float64 model)."""
     run.net.train()
     mix, refs = (
         mix.to(run.info.device, non_blocking=True),
@@ -225,17 +239,40 @@ def forward_loss(run: Run, mix: torch.Tensor, refs: torch.Tensor) -> torch.Tenso
     )
     with run.autocast:
         est = run.net(mix)  # (B, N, C, L)
-    return thresholded_snr_loss(est.float(), refs, mix)
+    return thresholded_snr_loss(est, refs, mix)
 
 
-def backward_and_step(run: Run, loss: torch.Tensor) -> float:
-    """Backward, clip the global gradient norm, AdamW step, lr step, EMA update.
+def accumulate_gradients(
+    run: Run, micro_batches: list[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """Forward and backward every micro-batch of this rank's share of one global batch.
+
+    Each micro-batch loss is divided by their number, so the accumulated gradient is the gradient of
+    the mean loss over the rank's share; DDP averages it over ranks on the last backward (the others
+    run under ``no_sync``). All micro-batches have the same size, so the result equals one pass over the
+    whole global batch.
+
+    Returns:
+        The rank's mean loss (detached scalar).
+    """
+    run.optimizer.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=run.info.device)
+    for j, (mix, refs) in enumerate(micro_batches):
+        last = j == len(micro_batches) - 1
+        sync = contextlib.nullcontext() if run.ddp is None or last else run.ddp.no_sync()
+        with sync:
+            loss = forward_loss(run, mix, refs) / len(micro_batches)
+            loss.backward()
+        total = total + loss.detach().to(total.dtype)
+    return total
+
+
+def clip_and_step(run: Run) -> float:
+    """Clip the global gradient norm, AdamW step, lr step, EMA update.
 
     Returns:
         The gradient norm before clipping. A non-finite norm returns before the optimizer step.
     """
-    run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip).item()
     if not math.isfinite(grad_norm):
         return grad_norm
@@ -303,7 +340,7 @@ def save_checkpoint(run: Run) -> None:
             "sampler": {
                 "epoch": run.step // run.config.steps_per_epoch,
                 "position": run.step % run.config.steps_per_epoch,
-                "global_batch": run.config.batch_size * run.info.world_size,
+                "global_batch": run.config.batch_size,
             },
             "topk": ckpt.topk_to_list(run.topk),
             "rng": rng,
@@ -339,7 +376,8 @@ def restore_checkpoint(run: Run, state: dict[str, Any]) -> None:
     else:
         warnings.warn(
             f"resuming with {run.info.world_size} processes instead of {state['world_size']}: "
-            "the batches and dropout streams differ from an uninterrupted run",
+            "the examples of every step are the same (global batch), the dropout streams differ "
+            "from an uninterrupted run",
             stacklevel=2,
         )
         seed_everything(run.config.seed + 7919 * run.step + run.info.rank)
@@ -368,9 +406,7 @@ def finalize(run: Run) -> Path:
         ]
         final = build_model(run.model.config)
         final.load_state_dict(ckpt.average_state_dicts(states))
-        prov = provenance(
-            run.experiment, run.config.to_dict(), run.info, run.paths.data_root, run.paths.cache_dir
-        )
+        prov = run_provenance(run)
         prov["rank_weight_sha256"] = digests
         payload = model_checkpoint(
             final,

@@ -9,7 +9,8 @@ mixture channel, tau = 10^(-30/10) and eps = 1e-8:
 * inactive source: l = 0.1 * 10 log10(|s - s_hat|^2 + tau |x|^2 + eps)  (the error energy: |s_hat|^2
   when the reference is exactly zero, not for a reference that is only below the -60 dB threshold)
 
-L = mean over (b, n, c). No permutation search (fixed source order). Computed in float32.
+L = mean over (b, n, c). No permutation search (fixed source order). Computed in float32 (float64
+inputs stay float64).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ import math
 import torch
 
 EPS = 1e-8
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 -> fp32; fp32 and fp64 unchanged (the fp64 path serves exactness tests)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def _db(x: torch.Tensor) -> torch.Tensor:
@@ -40,8 +46,8 @@ def source_activity(
     Returns:
         Boolean tensor (B, N, C).
     """
-    ref_pow = ref.float().square().sum(-1)  # (B, N, C)
-    mix_pow = mix.float().square().sum(-1).unsqueeze(1)  # (B, 1, C)
+    ref_pow = _at_least_fp32(ref).square().sum(-1)  # (B, N, C)
+    mix_pow = _at_least_fp32(mix).square().sum(-1).unsqueeze(1)  # (B, 1, C)
     return _db(ref_pow / mix_pow) >= threshold_db
 
 
@@ -65,7 +71,7 @@ def thresholded_snr_loss(
         eps: added inside every log.
         reduce: return the mean (scalar) or the per-(b, n, c) losses (B, N, C).
     """
-    est, ref, mix = est.float(), ref.float(), mix.float()
+    est, ref, mix = _at_least_fp32(est), _at_least_fp32(ref), _at_least_fp32(mix)
     tau = math.pow(10.0, -snr_max_db / 10.0)
     ref_pow = ref.square().sum(-1)  # (B, N, C)
     mix_pow = mix.square().sum(-1).unsqueeze(1)  # (B, 1, C)

@@ -27,7 +27,7 @@ def test_defaults_are_the_paper_mss_recipe():
         0.999,
     )
     assert (cfg.batch_size, cfg.segment_seconds, cfg.source_dropout, cfg.seed, cfg.top_k) == (
-        4,
+        32,
         6.0,
         0.1,
         2026,
@@ -43,7 +43,35 @@ def test_paper_cass_recipe():
     assert (
         cfg.total_steps == 150 * cfg.steps_per_epoch and cfg.decay_start == 75 * cfg.steps_per_epoch
     )
-    assert (cfg.source_dropout, cfg.num_valid_tracks, cfg.batch_size) == (0.05, 80, 4)
+    assert (cfg.source_dropout, cfg.num_valid_tracks, cfg.batch_size) == (0.05, 80, 32)
+    assert cfg.micro_batch_size == 4
+
+
+@pytest.mark.parametrize(
+    "world_size, per_rank, micro, accumulation",
+    [(1, 32, 4, 8), (2, 16, 4, 4), (4, 8, 4, 2), (8, 4, 4, 1), (16, 2, 2, 1), (32, 1, 1, 1)],
+)
+def test_paper_global_batch_is_32_on_any_number_of_gpus(world_size, per_rank, micro, accumulation):
+    plan = recipe_config("paper", "mss").batch_plan(world_size)
+    assert (plan.global_batch, plan.per_rank, plan.micro, plan.accumulation) == (
+        32,
+        per_rank,
+        micro,
+        accumulation,
+    )
+    assert plan.world_size * plan.micro * plan.accumulation == 32
+
+
+@pytest.mark.parametrize("world_size", [3, 5, 6, 7, 64])
+def test_world_size_that_does_not_divide_the_global_batch_is_refused(world_size):
+    with pytest.raises(UserError, match=f"cannot be split over {world_size} processes"):
+        recipe_config("paper", "mss").batch_plan(world_size)
+
+
+def test_micro_batch_that_does_not_divide_the_rank_share_is_refused():
+    cfg = resolve_config("mss", "paper", sets=["micro_batch_size=3"])
+    with pytest.raises(UserError, match="micro_batch_size 3 does not divide"):
+        cfg.batch_plan(2)  # 16 examples per process
 
 
 def test_demo_recipe_is_small():

@@ -75,18 +75,18 @@ def test_crash_then_resume_is_bit_identical(reference, mss_data, tmp_path, monke
     ref_paths, _ = reference
     root, cache = mss_data
     paths = run_paths(ref_paths.data_root, cache, tmp_path)
-    real_step = engine.backward_and_step
+    real_step = engine.clip_and_step
 
-    def crash_at_step_3(run, loss):
+    def crash_at_step_3(run):
         if run.step == 2:  # steps 1-2 done and checkpointed; die inside step 3
             raise KeyboardInterrupt("simulated crash")
-        return real_step(run, loss)
+        return real_step(run)
 
-    monkeypatch.setattr(engine, "backward_and_step", crash_at_step_3)
+    monkeypatch.setattr(engine, "clip_and_step", crash_at_step_3)
     with pytest.raises(KeyboardInterrupt):
         train(EXPERIMENT, fast_config(), paths, device="cpu")
     assert load_ckpt(paths.ckpt_dir / "last.pt")["step"] == 2 and not paths.output.exists()
-    monkeypatch.setattr(engine, "backward_and_step", real_step)
+    monkeypatch.setattr(engine, "clip_and_step", real_step)
     train(EXPERIMENT, fast_config(), paths, device="cpu")  # resumes from step 2
     assert_same_run(ref_paths, paths)
     with (paths.work_dir / "log.csv").open() as f:

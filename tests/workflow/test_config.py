@@ -54,6 +54,31 @@ def test_paper_dry_run_lists_every_job_fast():
         assert wall < 10.0
 
 
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (["--profile", str(REPO / "workflow/profiles/local")],
+         "(1 GPU resource(s), one process each): global batch 32 = 1 process(es) x micro-batch 4 x 8 accumulation step(s)"),
+        (["--set-resources", "train:gpu=2"],
+         "(2 GPU resource(s), one process each): global batch 32 = 2 process(es) x micro-batch 4 x 4 accumulation step(s)"),
+        (["--profile", str(REPO / "workflow/profiles/slurm")],
+         "(8 GPU resource(s), one process each): global batch 32 = 8 process(es) x micro-batch 4 x 1 accumulation step(s)"),
+    ],
+)  # fmt: skip
+def test_dry_run_shows_the_effective_global_batch_per_training_job(options, expected):
+    target = "results/paper/models/mss-sfc_ca-small-k64.pt"
+    proc = snakemake(target, "-n", "--configfile", PAPER, *options)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"train mss-sfc_ca-small-k64 {expected}" in proc.stdout + proc.stderr
+
+
+def test_gpu_count_that_does_not_divide_the_global_batch_stops_the_dry_run():
+    target = "results/paper/models/mss-sfc_ca-small-k64.pt"
+    proc = snakemake(target, "-n", "--configfile", PAPER, "--set-resources", "train:gpu=3")
+    assert proc.returncode != 0
+    assert "global batch_size 32 cannot be split over 3 processes" in proc.stdout + proc.stderr
+
+
 def test_one_cell_target():
     target = "results/paper/scores/mss-sfc_ca-small-k64.csv"
     proc = snakemake(

@@ -203,6 +203,21 @@ def train_overrides(wildcards):
     return " ".join(f"--set {shlex.quote(f'{k}={_yaml_scalar(v)}')}" for k, v in items)
 
 
+def batch_plan(wildcards, resources):
+    """The effective global batch of one training job on its GPUs, e.g. 'global batch 32 = 1
+    process(es) x micro-batch 4 x 8 accumulation step(s)'; a bad `train.set` stops the DAG here.
+    """
+    from sfc.train.config import resolve_config
+
+    exp = experiment(wildcards.exp)
+    sets = [f"{k}={_yaml_scalar(v)}" for k, v in config["train"]["set"].items()]
+    try:
+        train_config = resolve_config(exp.task, config["recipe"], exp.seed, sets=sets)
+        return train_config.batch_plan(max(1, int(resources.get("gpu", 0)))).describe()
+    except UserError as err:
+        raise WorkflowError(f"train {wildcards.exp}: {err}") from None
+
+
 def launcher(wildcards, resources):
     """One process per GPU: torchrun inside the one job when it holds several GPUs."""
     gpus = int(resources.get("gpu", 0))

@@ -22,6 +22,9 @@ rule train:
         recipe=config["recipe"],
         overrides=train_overrides,
         launcher=launcher,
+        batch=batch_plan,
+    message:
+        "train {wildcards.exp} ({resources.gpu} GPU resource(s), one process each): {params.batch}"
     shell:
         "{params.launcher} -m sfc train {wildcards.exp} --data-root {input.data} --cache-dir {input.cache}"
         " --work-dir {params.work_dir} --output {output} --recipe {params.recipe} {params.overrides}"
