@@ -28,7 +28,8 @@ def test_output_is_a_loadable_top_k_average_with_provenance(reference):
     assert ckpt["experiment"] == EXPERIMENT and ckpt["step"] == 4
     prov = ckpt["provenance"]
     assert prov["train_config"]["total_steps"] == 4 and prov["device"]["type"] == "cpu"
-    assert prov["packages"]["torch"] == torch.__version__.split("+")[0] or prov["packages"]["torch"]
+    # pip's metadata may or may not carry the local "+cpu" tag that torch.__version__ has
+    assert prov["packages"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert set(prov["git"]) == {"commit", "dirty"} and len(prov["rank_weight_sha256"]) == 1
     assert (paths.work_dir / "provenance.json").is_file()
     # the final weights are the mean of the kept top-k EMA files, which are the EMA at those steps
