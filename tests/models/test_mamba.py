@@ -134,12 +134,26 @@ def test_cpu_forward_never_touches_cuda_kernels(monkeypatch):
     assert Mamba(8)(torch.randn(1, 5, 8)).shape == (1, 5, 8)
 
 
-def test_bf16_autocast_runs_the_scan_in_float32():
+def test_bf16_autocast_runs_the_scan_in_float32(monkeypatch):
+    """The scan must see float32 inputs with autocast off (else its einsums would run in bf16)."""
+    seen = []
+
+    def spy(*inputs):
+        seen.append(([t.dtype for t in inputs], torch.is_autocast_enabled("cpu")))
+        out = selective_scan(*inputs)
+        seen.append(([out.dtype], torch.is_autocast_enabled("cpu")))
+        return out
+
+    monkeypatch.setattr(mamba_mod, "selective_scan", spy)
     block = Mamba(16)
     x = torch.randn(2, 30, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.is_autocast_enabled("cpu")
         y = block(x)
-    assert y.dtype == torch.bfloat16
+    assert len(seen) == 2  # the spy really ran
+    for dtypes, autocast_on in seen:
+        assert dtypes == [torch.float32] * len(dtypes) and not autocast_on
+    assert y.dtype == torch.bfloat16  # the projections around the scan do run in bf16
     torch.testing.assert_close(y.float(), block(x), rtol=0.05, atol=0.05)
 
 
