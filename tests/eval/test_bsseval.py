@@ -99,9 +99,32 @@ def test_overlapping_frames_equal_direct_snr():
     np.testing.assert_allclose(out[:, 1], direct, atol=1e-9)
 
 
-def test_whole_silent_stem_gives_all_nan_in_both_backends():
+def test_stem_silent_in_every_frame_gives_all_nan_from_museval_itself(monkeypatch):
+    import museval
+
     refs, ests = music_like(2, 1, 1.5, seed=5)
-    refs[1] = 0.0  # museval itself would raise ValueError here (documented DEVIATION)
+    refs[1, :, :SR] = 0.0  # silent in the only frame; sound in the trailing half second (no frame)
+    calls = []
+    evaluate = museval.evaluate
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(museval, "evaluate", spy)
+    reference = sdr_frames_museval(refs, ests)
+    assert len(calls) == 1  # the NaNs below come from museval, not from a shortcut of ours
+    assert reference.shape == (2, 1) and np.isnan(reference).all()
+    assert_same(sdr_frames_fast(refs, ests), reference)
+
+
+def test_whole_silent_stem_gives_all_nan_where_museval_raises():
+    import museval
+
+    refs, ests = music_like(2, 1, 1.5, seed=5)
+    refs[1] = 0.0
+    with pytest.raises(ValueError, match="non-silent"):  # why both backends need the DEVIATION
+        museval.evaluate(np.transpose(refs, (0, 2, 1)), np.transpose(ests, (0, 2, 1)))
     assert np.isnan(sdr_frames_fast(refs, ests)).all()
     assert np.isnan(sdr_frames_museval(refs, ests)).all()
 
