@@ -19,4 +19,19 @@ fi
 # torch first and pinned: on the CPU machines of this project 2.13.0 resolves to a local CPU build.
 python3 -m pip install -q "torch==2.13.0"
 python3 -m pip install -q -e ".[dev]"
+
+# mamba-ssm's pure-PyTorch reference for the CPU parity test (tests/models/test_mamba.py): the pinned
+# release built without its CUDA extensions (--no-deps: no triton/transformers). MAMBA_FORCE_BUILD must be
+# TRUE (else pip fetches a CUDA wheel). On a CUDA machine install the kernels instead: pip install -e ".[gpu]".
+MAMBA_SSM=2.3.2.post1
+have_mamba=$(python3 -c "from importlib.metadata import version; print(version('mamba_ssm'))" 2>/dev/null || true)
+if [ "$have_mamba" != "$MAMBA_SSM" ]; then
+  if python3 -c "import sys, torch; sys.exit(torch.cuda.is_available())"; then
+    python3 -m pip install -q einops wheel setuptools packaging
+    MAMBA_FORCE_BUILD=TRUE MAMBA_SKIP_CUDA_BUILD=TRUE python3 -m pip install -q \
+      --no-build-isolation --no-deps "mamba-ssm==$MAMBA_SSM"
+  else
+    echo "setup: CUDA present: mamba-ssm ${have_mamba:-absent}; for the fused kernels: pip install -e '.[gpu]'"
+  fi
+fi
 python3 -c "import sfc, torch, museval; print('setup: sfc', sfc.__version__, '| torch', torch.__version__)"
