@@ -104,19 +104,16 @@ def main(args: argparse.Namespace) -> int:
     if args.what == "table":
         inputs = _table(args)
     elif args.what == "position-bias":
-        figures.plot_position_bias(args.model, args.out)
-        inputs = [args.model]
+        inputs = list(figures.plot_position_bias(args.model, args.out).inputs)
     elif args.what == "attention":
-        audio = figures.plot_attention(
+        plotted = figures.plot_attention(
             args.model, args.data_root, args.out, args.split, args.track, args.seconds
         )
-        inputs = [args.model, *audio]
+        inputs = list(plotted.inputs)
     elif args.what == "num_bands":
-        figures.plot_num_bands(args.tables, args.out)
-        inputs = args.tables
+        inputs = list(figures.plot_num_bands(args.tables, args.out).inputs)
     else:
-        figures.plot_params(args.tables, args.out)
-        inputs = args.tables
+        inputs = list(figures.plot_params(args.tables, args.out).inputs)
     if args.provenance:
         write_provenance(args.provenance, config, inputs)
     return 0

@@ -1,5 +1,8 @@
 """The paper's figures (matplotlib, Agg backend), each written atomically to an explicit path.
 
+Every plotting function returns a ``Plotted``: the arrays it handed to matplotlib, read back from the
+drawn artists, so tests compare what is shown with the model or table it came from.
+
 * ``plot_position_bias``: initial vs learned positional bias of a trained SFC-CA encoder (spec §12 fig. 4).
 * ``plot_attention``: encoder attention-weight spectrograms beside the input spectrograms, for every
   stem and the mixture of one test track (spec §12 fig. 5; aggregation spec §14 item 13).
@@ -9,6 +12,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +35,27 @@ SDR_COLUMNS = ("csdr", "usdr", "snr", "si_sdr")
 BIAS_RANGE = (-20.0, 0.0)
 
 
+@dataclass(frozen=True)
+class Plotted:
+    """What a figure shows.
+
+    Attributes:
+        path: the image written.
+        panels: panel name -> the array drawn there (heat maps: the image array, rows = y axis;
+            line and scatter plots: one row per point).
+        inputs: files read to draw it (for the provenance record).
+    """
+
+    path: Path
+    panels: dict[str, np.ndarray]
+    inputs: tuple[Path, ...] = field(default=())
+
+
+def _image_data(ax: plt.Axes) -> np.ndarray:
+    """The array of the (single) image drawn on ``ax``."""
+    return np.array(np.ma.getdata(ax.images[-1].get_array()))
+
+
 def save_figure(fig: plt.Figure, path: str | Path) -> None:
     """Save through a temporary file in the same folder, then rename (atomic)."""
     try:
@@ -43,12 +68,15 @@ def save_figure(fig: plt.Figure, path: str | Path) -> None:
 # ----------------------------------------------------------------------------- positional bias
 
 
-def plot_position_bias(model_path: str | Path, out: str | Path) -> None:
+def plot_position_bias(model_path: str | Path, out: str | Path) -> Plotted:
     """Heat maps of the initial bias and of each head's learned bias s_h·B_h of an SFC-CA encoder.
 
     Args:
         model_path: a trained SFC-CA model file.
         out: the PNG to write.
+
+    Returns:
+        Panels ``initial`` (K, F) and ``head h`` (K, F), as drawn.
     """
     import torch
 
@@ -66,9 +94,7 @@ def plot_position_bias(model_path: str | Path, out: str | Path) -> None:
     with torch.no_grad():
         init = initial_position_bias(bands, cfg.num_freqs).float().cpu().numpy()  # (K, F)
         learned = model.encoder.position_bias().float().cpu().numpy()  # (H, K, F)
-    panels = [("initial", init)] + [
-        (f"learned, head {h}", learned[h]) for h in range(learned.shape[0])
-    ]
+    panels = [("initial", init)] + [(f"head {h}", learned[h]) for h in range(learned.shape[0])]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
     for ax, (title, bias) in zip(axes[0], panels):
         image = ax.imshow(
@@ -80,14 +106,16 @@ def plot_position_bias(model_path: str | Path, out: str | Path) -> None:
             vmax=BIAS_RANGE[1],
             interpolation="nearest",
         )
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title if title == "initial" else f"learned, {title}", fontsize=9)
         ax.set_xlabel("frequency bin")
     axes[0][0].set_ylabel("band (query) k")
     fig.colorbar(
         image, ax=axes[0].tolist(), shrink=0.8, label=f"bias (clipped to {list(BIAS_RANGE)})"
     )
     fig.suptitle(f"SFC-CA encoder positional bias, K={cfg.num_bands}", fontsize=10, y=1.04)
+    drawn = {title: _image_data(ax) for ax, (title, _) in zip(axes[0], panels)}
     save_figure(fig, out)
+    return Plotted(Path(out), drawn, (Path(model_path),))
 
 
 # ----------------------------------------------------------------------------- attention maps
@@ -109,7 +137,7 @@ def plot_attention(
     split: str = "test",
     track: str | None = None,
     seconds: float = 10.0,
-) -> list[Path]:
+) -> Plotted:
     """Input spectrograms beside SFC-CA encoder attention maps, for every stem and the mixture.
 
     ASSUMPTION (spec §14 item 13): the attention weights (T, H, K, F) are summed over heads and queries
@@ -117,7 +145,8 @@ def plot_attention(
     (default track: the first of the split).
 
     Returns:
-        The audio files read (for the provenance record).
+        Panels ``<stem>: input (dB)`` (F, T) and ``<stem>: attention (log10)`` (F, T) per stem and the
+        mixture, as drawn; inputs = the model and the audio files read.
     """
     import torch
 
@@ -159,8 +188,10 @@ def plot_attention(
         f"SFC-CA encoder attention (sum over heads and queries), {chosen[0].name}", fontsize=10
     )
     fig.tight_layout()
+    drawn = {ax.get_title(): _image_data(ax) for ax in axes.flat}
     save_figure(fig, out)
-    return sorted(Path(chosen[0].path).glob("*.wav"))
+    audio = sorted(Path(chosen[0].path).glob("*.wav"))
+    return Plotted(Path(out), drawn, (Path(model_path), *audio))
 
 
 def _spectrogram(ax: plt.Axes, image: np.ndarray, title: str, sr: int, length: int) -> None:
@@ -191,16 +222,21 @@ def _sdr_column(table: pd.DataFrame) -> str:
     raise UserError(f"no SDR-like column ({list(SDR_COLUMNS)}) with an 'avg' target in the table")
 
 
-def plot_num_bands(table_csvs: list[str | Path], out: str | Path) -> None:
-    """Average SDR against the number of bands K, one line per encoder (error bars: seed std)."""
+def plot_num_bands(table_csvs: list[str | Path], out: str | Path) -> Plotted:
+    """Average SDR against the number of bands K, one line per encoder (error bars: seed std).
+
+    Returns:
+        One panel per encoder: rows (K, SDR, error bar half-length), as drawn.
+    """
     table = _load_tables(table_csvs)
     column = _sdr_column(table)
     rows = table[(table["column"] == column) & (table["target"] == "avg")].copy()
     rows["K"] = [parse_experiment(e).num_bands for e in rows["experiment"]]
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    drawn = {}
     for encoder, group in rows.groupby("encoder", sort=False):
         group = group.sort_values("K")
-        ax.errorbar(
+        bars = ax.errorbar(
             group["K"],
             group["ours"],
             yerr=group["spread"].fillna(0.0),
@@ -208,16 +244,24 @@ def plot_num_bands(table_csvs: list[str | Path], out: str | Path) -> None:
             marker=ENCODER_MARKERS.get(encoder, "o"),
             label=ENCODER_LABELS.get(encoder, encoder),
         )
+        line, _, (segments,) = bars  # data line, caps, vertical error segments
+        half = [abs(seg[1, 1] - seg[0, 1]) / 2 for seg in segments.get_segments()]
+        drawn[encoder] = np.column_stack([line.get_xdata(), line.get_ydata(), half]).astype(float)
     ax.set_xlabel("number of bands K")
     ax.set_ylabel(f"avg {rows['label'].iloc[0]} (dB)")
     ax.set_xticks(sorted(set(rows["K"])))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, out)
+    return Plotted(Path(out), drawn, tuple(Path(p) for p in table_csvs))
 
 
-def plot_params(table_csvs: list[str | Path], out: str | Path) -> None:
-    """Average SDR against the parameter count, one point per model, labelled with its size and K."""
+def plot_params(table_csvs: list[str | Path], out: str | Path) -> Plotted:
+    """Average SDR against the parameter count, one point per model, labelled with its size and K.
+
+    Returns:
+        One panel per experiment: its point (params in M, SDR), as drawn.
+    """
     table = _load_tables(table_csvs)
     column = _sdr_column(table)
     sdr = table[(table["column"] == column) & (table["target"] == "avg")].set_index("experiment")
@@ -226,14 +270,16 @@ def plot_params(table_csvs: list[str | Path], out: str | Path) -> None:
     if not common:
         raise UserError("the tables hold no model with both a parameter count and an SDR")
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    drawn = {}
     for exp in common:
         parsed = parse_experiment(exp)
-        ax.scatter(
+        points = ax.scatter(
             params[exp],
             sdr.loc[exp, "ours"],
             marker=ENCODER_MARKERS.get(parsed.encoder, "o"),
             label=ENCODER_LABELS.get(parsed.encoder, parsed.encoder),
         )
+        drawn[exp] = np.array(points.get_offsets()[0], dtype=float)
         ax.annotate(
             f"{parsed.size} K={parsed.num_bands}",
             (params[exp], sdr.loc[exp, "ours"]),
@@ -249,3 +295,4 @@ def plot_params(table_csvs: list[str | Path], out: str | Path) -> None:
     ax.set_ylabel(f"avg {sdr['label'].iloc[0]} (dB)")
     ax.grid(alpha=0.3)
     save_figure(fig, out)
+    return Plotted(Path(out), drawn, tuple(Path(p) for p in table_csvs))
