@@ -3,7 +3,8 @@
 Every plotting function returns a ``Plotted``: the arrays it handed to matplotlib, read back from the
 drawn artists, so tests compare what is shown with the model or table it came from.
 
-* ``plot_position_bias``: initial vs learned positional bias of a trained SFC-CA encoder (spec §12 fig. 4).
+* ``plot_position_bias``: initial vs learned positional bias of a trained SFC-CA encoder and decoder
+  (spec §12 fig. 4).
 * ``plot_attention``: encoder attention-weight spectrograms beside the input spectrograms, for every
   stem and the mixture of one test track (spec §12 fig. 5; aggregation spec §14 item 13).
 * ``plot_num_bands``: SDR vs the number of bands K per encoder (spec §10 Table D).
@@ -69,14 +70,20 @@ def save_figure(fig: plt.Figure, path: str | Path) -> None:
 
 
 def plot_position_bias(model_path: str | Path, out: str | Path) -> Plotted:
-    """Heat maps of the initial bias and of each head's learned bias s_h·B_h of an SFC-CA encoder.
+    """Heat maps of the initial bias and each head's learned bias s_h·B_h, encoder and decoder.
+
+    PAPER: spec §12 fig. 4: initial vs learned bias of the encoder and the decoder of a trained SFC-CA.
+    ASSUMPTION: the decoder's bias B_dec (H, F, K) is drawn transposed, as (K, F), so both rows share
+    their axes and the decoder's initial bias (the transpose of the encoder's, spec §5.2) is the same
+    picture as the encoder's.
 
     Args:
         model_path: a trained SFC-CA model file.
         out: the PNG to write.
 
     Returns:
-        Panels ``initial`` (K, F) and ``head h`` (K, F), as drawn.
+        Panels ``<part> initial`` and ``<part> head h`` for part = encoder, decoder, each (K, F),
+        as drawn.
     """
     import torch
 
@@ -90,13 +97,27 @@ def plot_position_bias(model_path: str | Path, out: str | Path) -> Plotted:
         raise UserError(
             f"{model_path}: positional-bias plots need an SFC-CA model, got {cfg.encoder}"
         )
+    if cfg.pos_bias == "none":
+        raise UserError(f"{model_path}: this SFC-CA model has no positional bias (pos_bias 'none')")
     bands = musical_bands(cfg.num_bands, cfg.n_fft, cfg.sample_rate)
     with torch.no_grad():
         init = initial_position_bias(bands, cfg.num_freqs).float().cpu().numpy()  # (K, F)
-        learned = model.encoder.position_bias().float().cpu().numpy()  # (H, K, F)
-    panels = [("initial", init)] + [(f"head {h}", learned[h]) for h in range(learned.shape[0])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
-    for ax, (title, bias) in zip(axes[0], panels):
+        learned = {
+            "encoder": model.encoder.position_bias().float().cpu().numpy(),  # (H, K, F)
+            "decoder": model.decoder.block.attn.position_bias()
+            .float()
+            .cpu()
+            .numpy()
+            .transpose(0, 2, 1),  # (H, F, K) -> (H, K, F)
+        }
+    rows = [
+        [(f"{part} initial", init)] + [(f"{part} head {h}", b) for h, b in enumerate(bias)]
+        for part, bias in learned.items()
+    ]
+    cols = len(rows[0])
+    fig, axes = plt.subplots(2, cols, figsize=(3.2 * cols, 6.0), squeeze=False)
+    fig.subplots_adjust(hspace=0.35)
+    for ax, (title, bias) in zip(axes.flat, [panel for row in rows for panel in row]):
         image = ax.imshow(
             bias,
             aspect="auto",
@@ -106,14 +127,16 @@ def plot_position_bias(model_path: str | Path, out: str | Path) -> Plotted:
             vmax=BIAS_RANGE[1],
             interpolation="nearest",
         )
-        ax.set_title(title if title == "initial" else f"learned, {title}", fontsize=9)
+        ax.set_title(title.replace(" head", ", learned, head"), fontsize=9)
+    for ax in axes[1]:
         ax.set_xlabel("frequency bin")
     axes[0][0].set_ylabel("band (query) k")
+    axes[1][0].set_ylabel("band (key) k; B_dec transposed")
     fig.colorbar(
-        image, ax=axes[0].tolist(), shrink=0.8, label=f"bias (clipped to {list(BIAS_RANGE)})"
+        image, ax=axes.ravel().tolist(), shrink=0.8, label=f"bias (clipped to {list(BIAS_RANGE)})"
     )
-    fig.suptitle(f"SFC-CA encoder positional bias, K={cfg.num_bands}", fontsize=10, y=1.04)
-    drawn = {title: _image_data(ax) for ax, (title, _) in zip(axes[0], panels)}
+    fig.suptitle(f"SFC-CA positional bias, K={cfg.num_bands}", fontsize=10, y=1.02)
+    drawn = {title: _image_data(ax) for ax, (title, _) in zip(axes.flat, sum(rows, []))}
     save_figure(fig, out)
     return Plotted(Path(out), drawn, (Path(model_path),))
 

@@ -99,24 +99,41 @@ def test_summary_plot_needs_an_sdr_column(tmp_path):
         figures.plot_num_bands([path], tmp_path / "x.png")
 
 
-def test_position_bias_plot(tmp_path):
+def test_position_bias_plot_shows_encoder_and_decoder(tmp_path):
     exp = "mss-sfc_ca-tiny-k16"
     model = build_model(exp)
-    with torch.no_grad():  # "learned": away from the initial bias, different per head
-        model.encoder.block.attn.bias.add_(3 * torch.randn_like(model.encoder.block.attn.bias))
+    with torch.no_grad():  # "learned": away from the initial bias, different per head and part
+        for attn in (model.encoder.block.attn, model.decoder.block.attn):
+            attn.bias.add_(3 * torch.randn_like(attn.bias))
     path = tmp_path / f"{exp}.pt"
     torch.save(model_checkpoint(model, exp), path)
     plotted = figures.plot_position_bias(path, tmp_path / "bias.png")
     assert _is_png(tmp_path / "bias.png") and plotted.inputs == (path,)
     cfg = model.config
     init = initial_position_bias(musical_bands(cfg.num_bands, cfg.n_fft, cfg.sample_rate), 1025)
-    learned = model.encoder.position_bias().detach()  # (H, K, F)
-    assert learned.shape[0] >= 2 and not torch.allclose(learned[0], init)
-    assert list(plotted.panels) == ["initial"] + [f"head {h}" for h in range(learned.shape[0])]
-    np.testing.assert_array_equal(plotted.panels["initial"], init.numpy())
-    for h in range(learned.shape[0]):
-        np.testing.assert_array_equal(plotted.panels[f"head {h}"], learned[h].numpy())
+    learned = {  # each (H, K, F); the decoder's (H, F, K) drawn transposed
+        "encoder": model.encoder.position_bias().detach(),
+        "decoder": model.decoder.block.attn.position_bias().detach().transpose(1, 2),
+    }
+    heads = learned["encoder"].shape[0]
+    assert heads >= 2 and not torch.allclose(learned["encoder"], learned["decoder"])
+    assert list(plotted.panels) == [
+        f"{part} {panel}"
+        for part in learned
+        for panel in ["initial", *(f"head {h}" for h in range(heads))]
+    ]
+    for part, bias in learned.items():
+        assert not torch.allclose(bias[0], init)
+        np.testing.assert_array_equal(plotted.panels[f"{part} initial"], init.numpy())
+        for h in range(heads):
+            np.testing.assert_array_equal(plotted.panels[f"{part} head {h}"], bias[h].numpy())
     assert _colours(tmp_path / "bias.png") >= 10  # heat maps (22 measured), not flat panels (1)
+
+
+def test_position_bias_refuses_a_model_without_bias(tmp_path):
+    model = _save_model(tmp_path, "mss-sfc_ca-tiny-k16-nobias")
+    with pytest.raises(UserError, match="no positional bias"):
+        figures.plot_position_bias(model, tmp_path / "bias.png")
 
 
 def test_position_bias_refuses_other_encoders(tmp_path):
