@@ -8,6 +8,15 @@ per-track values (museval's per-track frame median is done by ``sfc evaluate``);
 the released script, with the mean in a second column (spec §14 item 5). "avg" = mean of the per-stem
 aggregates. Experiments that differ only in their ``-s<seed>`` suffix are repeats of one model: the
 cell shows the mean over seeds ± their sample standard deviation.
+
+Significance (PAPER: spec §9, "paired t-test on main results"): every score cell of a model whose
+band-split counterpart (same task, size, K and separator; ``band_split_counterpart``) is in the same
+table gets the two-sided paired t-test (``sfc.eval.table.paired_ttest``) of its per-track scores
+against the counterpart's over the test tracks both scored; p < 0.05 marks the cell with † in the
+rendered tables, and the CSV carries ``baseline``, ``p_value`` and ``significant``.
+ASSUMPTION: the paper does not say how seeds and the "avg" column enter the test. A track's score is
+the mean over the model's seed repeats; for "avg", the per-track mean over the stems (what
+``paired_ttest`` does), whatever the cell's aggregate over tracks (mean or median).
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from sfc.errors import UserError
-from sfc.experiments import DEFAULT_SEED, parse_experiment
+from sfc.eval.table import paired_ttest
+from sfc.experiments import DEFAULT_SEED, Experiment, parse_experiment
 from sfc.report.paper_values import paper_row, paper_value
 
 SCORE_COLUMNS = ("experiment", "track", "target", "metric", "value")
@@ -38,7 +48,12 @@ TABLE_COLUMNS = (
     "n_seeds",
     "paper",
     "diff",
+    "baseline",
+    "p_value",
+    "significant",
 )
+ALPHA = 0.05  # significance level of the paired t-test against the band-split counterpart
+MARK = "†"
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,36 @@ TARGET_ORDER = ("vocals", "bass", "drums", "other", "speech", "music", "sfx")
 def base_id(experiment: str) -> str:
     """The experiment id without its seed suffix (repeats of one model share it)."""
     return replace(parse_experiment(experiment), seed=DEFAULT_SEED).id
+
+
+def band_split_counterpart(base: str) -> str | None:
+    """The band-split model a cell is tested against: same task, size, K and separator, no variant.
+
+    None for band-split models themselves.
+    """
+    exp = parse_experiment(base)
+    if exp.encoder == "band_split":
+        return None
+    return Experiment(exp.task, "band_split", exp.size, exp.num_bands, exp.separator).id
+
+
+def significance(scores: pd.DataFrame, base: str, baseline: str, metric: str, target: str) -> float:
+    """Two-sided paired t-test p-value of ``base`` against ``baseline`` over the tracks both scored.
+
+    Args:
+        scores: tidy scores with a ``base`` column (seed repeats share it) and no "avg" rows.
+        base, baseline: base experiment ids.
+        metric: the score metric (e.g. ``csdr``).
+        target: a stem or ``avg`` (per-track mean over the stems).
+
+    Returns:
+        p, or NaN where fewer than two tracks have finite scores from both.
+    """
+    by_base = {b: scores[scores["base"] == b] for b in (base, baseline)}
+    try:
+        return paired_ttest(by_base[baseline], by_base[base], metric, target)["p"]
+    except ValueError:  # fewer than two paired tracks
+        return math.nan
 
 
 def load_scores(paths: list[str | Path]) -> pd.DataFrame:
@@ -184,25 +229,40 @@ def build_table(
     """
     compare_with = compare_with or {}
     values = describe_values({e: d for e, d in describe.items() if e in experiments})
+    if scores.columns.empty:  # the cost table is built without score files
+        scores = pd.DataFrame(columns=list(SCORE_COLUMNS))
+    scores = scores[scores["experiment"].isin(experiments)]
     if table != "cost":  # score tables show the parameter count beside the metrics
         values = values[values["column"] == "params"]
-        values = pd.concat([values, model_values(scores[scores["experiment"].isin(experiments)])])
+        values = pd.concat([values, model_values(scores)])
     missing = sorted(set(experiments) - set(values["experiment"]))
     if missing:
         raise UserError(f"table {table}: no scores or description for {missing}")
     values["base"] = [base_id(e) for e in values["experiment"]]
+    scores = scores[scores["target"] != "avg"]  # "avg" rows of the input are ignored (recomputed)
+    scores = scores.assign(base=[base_id(e) for e in scores["experiment"]])
+    metric_of = {c.key: c.metric for c in COLUMNS}
     labels, rows = _labels(), []
     bases = list(dict.fromkeys(base_id(e) for e in experiments))
     for base in bases:
         ref = compare_with.get(base, base)
         prow = paper_row(table, ref)
         sub = values[values["base"] == base]
+        baseline = band_split_counterpart(base)
+        if baseline not in bases:
+            baseline = None
         for (column, target), group in sub.groupby(["column", "target"], sort=False):
             vals = group["value"].to_numpy(dtype=float)
             mean = float(np.nanmean(vals)) if np.isfinite(vals).any() else math.nan
             spread = float(np.nanstd(vals, ddof=1)) if np.isfinite(vals).sum() > 1 else math.nan
             paper = paper_value(table, ref, column, target)
             diff = mean - paper if paper is not None and math.isfinite(mean) else math.nan
+            tested = baseline is not None and target != "total"  # no test on cost cells
+            p = (
+                significance(scores, base, baseline, metric_of.get(column, column), target)
+                if tested
+                else math.nan
+            )
             rows.append(
                 (
                     table,
@@ -216,6 +276,9 @@ def build_table(
                     len(vals),
                     math.nan if paper is None else paper,
                     diff,
+                    baseline if tested else "",
+                    p,
+                    bool(p < ALPHA) if math.isfinite(p) else None,
                 )
             )
     out = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
@@ -247,11 +310,16 @@ def _num(value: float, digits: int, signed: bool = False) -> str:
 
 
 def format_cell(row: pd.Series, tex: bool = False) -> str:
-    """``ours [± spread] / paper / diff``; an unknown paper value leaves its two parts empty."""
+    """``ours [± spread][†] / paper / diff``; an unknown paper value leaves its two parts empty.
+
+    † marks a significant difference from the band-split counterpart (module docstring).
+    """
     digits = 4 if row["column"] == "rtf" else 2
     ours = _num(row["ours"], digits)
     if ours and math.isfinite(row["spread"]):
         ours += (r" $\pm$ " if tex else " ± ") + _num(row["spread"], digits)
+    if ours and row.get("significant") in (True,):  # True or numpy True; not None / NaN
+        ours += r"$^\dagger$" if tex else MARK
     if not math.isfinite(row["paper"]):
         return ours
     return f"{ours} / {_num(row['paper'], digits)} / {_num(row['diff'], digits, signed=True)}"
@@ -299,7 +367,9 @@ def to_markdown(frame: pd.DataFrame, title: str) -> str:
         f"# {title}",
         "",
         "Cells: ours [± std over seeds] / paper / difference (ours − paper); "
-        "an empty paper part means the paper's value is unknown.",
+        "an empty paper part means the paper's value is unknown. "
+        f"{MARK}: differs from the band-split model of the same size and K in this table "
+        f"(two-sided paired t-test over the test tracks, p < {ALPHA}).",
         "",
     ]
     lines.append("| " + " | ".join(header) + " |")
@@ -320,6 +390,7 @@ def to_latex(frame: pd.DataFrame, title: str) -> str:
     header, body = to_grid(frame, tex=True)
     lines = [
         "% cells: ours [\\pm std over seeds] / paper / difference; requires \\usepackage{booktabs}",
+        f"% \\dagger: differs from the band-split model of the same size and K (paired t-test, p < {ALPHA})",
         "\\begin{table}[t]",
         "\\centering",
         f"\\caption{{{_tex_escape(title)}}}",

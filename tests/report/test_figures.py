@@ -42,6 +42,11 @@ def _save_model(tmp_path, exp_id: str):
     return path
 
 
+def _table_frame(rows: list[tuple]) -> pd.DataFrame:
+    """A table CSV's frame from rows up to ``diff``; no significance test (baseline "", p NaN)."""
+    return pd.DataFrame([(*r, "", np.nan, None) for r in rows], columns=list(TABLE_COLUMNS))
+
+
 def _table_csv(tmp_path):
     rows = []
     for enc, base in (("band_split", 5.0), ("sfc_ca", 6.0)):
@@ -66,7 +71,7 @@ def _table_csv(tmp_path):
                 )
             )
     path = tmp_path / "num_bands.csv"
-    pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).to_csv(path, index=False)
+    _table_frame(rows).to_csv(path, index=False)
     return path
 
 
@@ -91,9 +96,8 @@ def test_summary_plots(tmp_path):
 
 def test_summary_plot_needs_an_sdr_column(tmp_path):
     path = tmp_path / "t.csv"
-    pd.DataFrame(
-        [("cost", "", "mss-sfc_ca-tiny-k16", "params", "params (M)", "total", 1, 0, 1, 0, 0)],
-        columns=list(TABLE_COLUMNS),
+    _table_frame(
+        [("cost", "", "mss-sfc_ca-tiny-k16", "params", "params (M)", "total", 1, 0, 1, 0, 0)]
     ).to_csv(path, index=False)
     with pytest.raises(UserError, match="SDR"):
         figures.plot_num_bands([path], tmp_path / "x.png")

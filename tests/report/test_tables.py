@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from sfc.errors import UserError
 from sfc.experiments import PAPER_TABLES
@@ -133,3 +135,88 @@ def test_paper_values_cover_only_paper_experiments():
         11.83
     )
     assert paper_value("cost", "mss-sfc_mamba-medium-k64", "flops", "total") is None  # "?" in J5
+
+
+# ----------------------------------------------------------------------- significance vs band-split
+
+BS, CA, CA_SEED1 = "mss-band_split-small-k64", "mss-sfc_ca-small-k64", "mss-sfc_ca-small-k64-s1"
+TRACKS = [f"t{i}" for i in range(8)]
+# per-track SFC-CA minus band-split differences (mean over the two SFC-CA seeds), one row per stem
+DIFFS = {
+    "vocals": np.array([1.1, 0.9, 1.2, 0.8, 1.0, 1.05, 0.95, 1.0]),  # clearly better: p ~ 1e-8
+    "bass": np.array([1.0, -1.0] * 4),  # mean 0: t = 0, p = 1 exactly
+    "drums": np.array([0.6, -0.4, 0.9, -0.2, 0.7, 0.1, -0.5, 0.4]),  # noisy: p ~ 0.2
+    "other": np.array([-0.5, -0.6, -0.4, -0.55, -0.45, -0.5, -0.6, -0.4]),  # clearly worse
+}
+
+
+def _paired_scores() -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Band-split and two SFC-CA seeds whose per-track seed mean is band-split + DIFFS."""
+    rng = np.random.default_rng(0)
+    rows, bs = [], {}
+    for stem, diff in DIFFS.items():
+        bs[stem] = rng.normal(5.0, 2.0, len(TRACKS))
+        jitter = rng.normal(0.0, 0.3, len(TRACKS))  # seeds differ; their mean does not
+        for exp, values in (
+            (BS, bs[stem]),
+            (CA, bs[stem] + diff + jitter),
+            (CA_SEED1, bs[stem] + diff - jitter),
+        ):
+            for track, value in zip(TRACKS, values):
+                rows += [(exp, track, stem, m, value) for m in ("csdr", "usdr")]
+    rows += [(CA, t, "avg", "csdr", 999.0) for t in TRACKS]  # ignored by the test as by the cells
+    return pd.DataFrame(rows, columns=list(tables.SCORE_COLUMNS)), bs
+
+
+def test_band_split_counterpart():
+    assert tables.band_split_counterpart("mss-sfc_ca-small-k64-nobias") == BS
+    assert tables.band_split_counterpart("mss-sfc_mamba-medium-k48") == "mss-band_split-medium-k48"
+    assert (
+        tables.band_split_counterpart("cass-sfc_ca-small-k64-gru")
+        == "cass-band_split-small-k64-gru"
+    )
+    assert tables.band_split_counterpart(BS) is None
+
+
+def test_cells_are_tested_against_their_band_split_counterpart():
+    scores, bs = _paired_scores()
+    other_k = "mss-sfc_ca-small-k32"  # no band-split K = 32 in this table: not tested
+    scores = pd.concat([scores, scores[scores["experiment"] == CA].assign(experiment=other_k)])
+    experiments = [BS, CA, CA_SEED1, other_k]
+    describe = {e: _describe(e, 5_000_000, 40.0) for e in experiments}
+    frame = tables.build_table("main_mss", experiments, scores, describe)
+    cells = frame.set_index(["experiment", "column", "target"])
+    expected = {stem: stats.ttest_rel(bs[stem] + d, bs[stem]).pvalue for stem, d in DIFFS.items()}
+    avg_bs = np.mean([bs[s] for s in DIFFS], axis=0)  # avg: per-track mean over the stems
+    avg_ca = np.mean([bs[s] + DIFFS[s] for s in DIFFS], axis=0)
+    expected["avg"] = stats.ttest_rel(avg_ca, avg_bs).pvalue
+    assert expected["bass"] == pytest.approx(1.0) and expected["vocals"] < 1e-6
+    assert 0.05 < expected["drums"] < 0.5 and expected["other"] < 1e-6
+    for column in ("csdr", "usdr"):
+        for target, p in expected.items():
+            cell = cells.loc[(CA, column, target)]
+            assert cell["baseline"] == BS
+            assert cell["p_value"] == pytest.approx(p, rel=1e-9, abs=1e-15), (column, target)
+            assert cell["significant"] == (p < 0.05)
+        for exp in (BS, other_k):  # the baseline itself, and a model without a counterpart
+            assert cells.loc[(exp, column, "vocals"), "baseline"] == ""
+            assert math.isnan(cells.loc[(exp, column, "vocals"), "p_value"])
+            assert cells.loc[(exp, column, "vocals"), "significant"] is None
+    assert math.isnan(cells.loc[(CA, "params", "total"), "p_value"])  # cost cells: no test
+    md = tables.to_markdown(frame, "t")
+    ca_line = next(line for line in md.splitlines() if f"| {CA} |" in line and "cSDR" in line)
+    cols = [c.strip() for c in ca_line.strip("|").split("|")]
+    header = [c.strip() for c in md.splitlines()[4].strip("|").split("|")]
+    by_target = dict(zip(header, cols))
+    assert {t for t in DIFFS if "†" in by_target[t]} == {"vocals", "other"}
+    assert ("†" in by_target["avg"]) == (expected["avg"] < 0.05)
+    assert "†" not in md.split(f"| {other_k} |")[1]
+    assert "p < 0.05" in md and "$^\\dagger$" in tables.to_latex(frame, "t")
+
+
+def test_significance_needs_two_paired_tracks():
+    scores, _ = _paired_scores()
+    scores = scores[scores["track"].isin(["t0"]) | (scores["experiment"] != BS)]
+    frame = tables.build_table("main_mss", [BS, CA], scores, {})
+    cell = frame[(frame["experiment"] == CA) & (frame["target"] == "vocals")].iloc[0]
+    assert cell["baseline"] == BS and math.isnan(cell["p_value"]) and cell["significant"] is None
