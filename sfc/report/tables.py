@@ -36,7 +36,7 @@ from sfc.experiments import DEFAULT_SEED, Experiment, parse_experiment
 from sfc.report.paper_values import paper_row, paper_value
 
 SCORE_COLUMNS = ("experiment", "track", "target", "metric", "value")
-TABLE_COLUMNS = (
+CELL_COLUMNS = (
     "table",
     "row",
     "experiment",
@@ -48,10 +48,9 @@ TABLE_COLUMNS = (
     "n_seeds",
     "paper",
     "diff",
-    "baseline",
-    "p_value",
-    "significant",
 )
+SIGNIFICANCE_COLUMNS = ("baseline", "p_value", "significant")  # see the module docstring
+TABLE_COLUMNS = (*CELL_COLUMNS, *SIGNIFICANCE_COLUMNS)
 ALPHA = 0.05  # significance level of the paired t-test against the band-split counterpart
 MARK = "†"
 
@@ -239,30 +238,18 @@ def build_table(
     if missing:
         raise UserError(f"table {table}: no scores or description for {missing}")
     values["base"] = [base_id(e) for e in values["experiment"]]
-    scores = scores[scores["target"] != "avg"]  # "avg" rows of the input are ignored (recomputed)
-    scores = scores.assign(base=[base_id(e) for e in scores["experiment"]])
-    metric_of = {c.key: c.metric for c in COLUMNS}
     labels, rows = _labels(), []
     bases = list(dict.fromkeys(base_id(e) for e in experiments))
     for base in bases:
         ref = compare_with.get(base, base)
         prow = paper_row(table, ref)
         sub = values[values["base"] == base]
-        baseline = band_split_counterpart(base)
-        if baseline not in bases:
-            baseline = None
         for (column, target), group in sub.groupby(["column", "target"], sort=False):
             vals = group["value"].to_numpy(dtype=float)
             mean = float(np.nanmean(vals)) if np.isfinite(vals).any() else math.nan
             spread = float(np.nanstd(vals, ddof=1)) if np.isfinite(vals).sum() > 1 else math.nan
             paper = paper_value(table, ref, column, target)
             diff = mean - paper if paper is not None and math.isfinite(mean) else math.nan
-            tested = baseline is not None and target != "total"  # no test on cost cells
-            p = (
-                significance(scores, base, baseline, metric_of.get(column, column), target)
-                if tested
-                else math.nan
-            )
             rows.append(
                 (
                     table,
@@ -276,13 +263,30 @@ def build_table(
                     len(vals),
                     math.nan if paper is None else paper,
                     diff,
-                    baseline if tested else "",
-                    p,
-                    bool(p < ALPHA) if math.isfinite(p) else None,
                 )
             )
-    out = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    out = _with_significance(pd.DataFrame(rows, columns=list(CELL_COLUMNS)), scores, bases)
     return _sorted(out, bases)
+
+
+def _with_significance(frame: pd.DataFrame, scores: pd.DataFrame, bases: list[str]) -> pd.DataFrame:
+    """The cells with SIGNIFICANCE_COLUMNS: each score cell against its band-split counterpart."""
+    metric_of = {c.key: c.metric for c in COLUMNS}
+    scores = scores[scores["target"] != "avg"]  # "avg" rows of the input are ignored (recomputed)
+    scores = scores.assign(base=[base_id(e) for e in scores["experiment"]])
+    baselines, p_values = [], []
+    for cell in frame.itertuples():
+        baseline = band_split_counterpart(cell.experiment)
+        tested = baseline in bases and cell.target != "total"  # not the cost cells
+        metric = metric_of.get(cell.column, cell.column)
+        baselines.append(baseline if tested else "")
+        p_values.append(
+            significance(scores, cell.experiment, baseline, metric, cell.target)
+            if tested
+            else math.nan
+        )
+    significant = [bool(p < ALPHA) if math.isfinite(p) else None for p in p_values]
+    return frame.assign(baseline=baselines, p_value=p_values, significant=significant)
 
 
 def _sorted(frame: pd.DataFrame, bases: list[str]) -> pd.DataFrame:
