@@ -8,7 +8,6 @@ strictly into the model of the experiment id that the config describes.
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from sfc.weights.keymap import (
 EMA_PREFIX = "ema_model.module."
 RAW_PREFIX = "model."
 NETWORK = "model."  # below the task prefix: their ModelWrapper holds the network at `model.`
-SOURCE_FILE = "sfc-download.json"  # written by `sfc weights download` beside the files
 # The allow-list beyond torch's weights_only defaults (tensors, dicts, lists, strings, numbers). Lightning's
 # own entries (epoch, loops, callbacks, optimizer states) are plain containers, so none is needed; a class
 # of theirs (hyper-parameters as an omegaconf object, ...) is refused with its name, never unpickled.
@@ -157,7 +155,11 @@ def check_forward(model: torch.nn.Module) -> None:
 
 
 def import_released(
-    folder: str | Path, out: str | Path, use_ema: bool = True, forward_check: bool = True
+    folder: str | Path,
+    out: str | Path,
+    use_ema: bool = True,
+    forward_check: bool = True,
+    source: dict | None = None,
 ) -> dict:
     """Import one released model folder into an sfc model file at ``out``; returns the file's metadata.
 
@@ -166,6 +168,7 @@ def import_released(
         out: the model file to write (atomically), loadable by ``sfc.models.load_model``.
         use_ema: take the EMA copy as the authors do for separation.
         forward_check: run one forward pass before writing.
+        source: the download manifest (repository, commit, folder, checksums), kept as provenance.
     """
     from sfc.models.registry import model_checkpoint
 
@@ -183,8 +186,6 @@ def import_released(
     model, released_keys = convert(exp.model_config(), tensors, str(folder))
     if forward_check:
         check_forward(model)
-    source_json = folder / SOURCE_FILE
-    source = json.loads(source_json.read_text(encoding="utf-8")) if source_json.is_file() else None
     released = {
         "folder": folder.name if source is None else source.get("folder", folder.name),
         "source": source,  # repository, revision (commit) and folder, when downloaded by sfc

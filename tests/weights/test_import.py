@@ -161,10 +161,8 @@ def test_average_excludes_last_and_uses_the_ema_copy(released_folder, tmp_path):
 def test_provenance_holds_checksums_and_source(released_folder, tmp_path):
     model = _randomized("mss-sfc_ca-tiny-k16", 1)
     folder = released_folder("mss-sfc_ca-tiny-k16", [model], last=model)
-    (folder / "sfc-download.json").write_text(
-        '{"repo_id": "a/b", "revision": "0123abcd", "folder": "musdb18hq/x"}'
-    )
-    import_released(folder, tmp_path / "model.pt")
+    source = {"repo_id": "a/b", "revision": "0123abcd", "folder": "musdb18hq/x"}
+    import_released(folder, tmp_path / "model.pt", source=source)
     ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
     released = ckpt["released"]
     assert released["source"]["revision"] == "0123abcd"
