@@ -16,11 +16,16 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/released.smk"
+
+
+ruleorder: import_released > train
 
 
 localrules:
     all,
     download,
+    download_released,
     make_table,
     plot_summary,
 

@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="model file to write")
     p.add_argument(
+        "--experiment",
+        default=None,
+        help="refuse unless the folder's config gives this experiment id",
+    )
+    p.add_argument(
         "--summary", type=Path, default=None, help="also write the import summary (JSON)"
     )
     p.add_argument("--no-ema", action="store_true", help="import the raw weights, not the EMA copy")
@@ -74,6 +79,7 @@ def _import(args: argparse.Namespace) -> int:
         use_ema=not args.no_ema,
         forward_check=not args.no_forward_check,
         source=source,
+        expect=args.experiment,
     )
     if args.summary:
         write_json_atomic(args.summary, summary)

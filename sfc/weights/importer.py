@@ -160,6 +160,7 @@ def import_released(
     use_ema: bool = True,
     forward_check: bool = True,
     source: dict | None = None,
+    expect: str | None = None,
 ) -> dict:
     """Import one released model folder into an sfc model file at ``out``; returns the file's metadata.
 
@@ -169,6 +170,7 @@ def import_released(
         use_ema: take the EMA copy as the authors do for separation.
         forward_check: run one forward pass before writing.
         source: the download manifest (repository, commit, folder, checksums), kept as provenance.
+        expect: the experiment id the caller expects; a different one is refused before any work.
     """
     from sfc.models.registry import model_checkpoint
 
@@ -181,6 +183,8 @@ def import_released(
     except yaml.YAMLError as err:
         raise UserError(f"{config_path}: not valid YAML: {err}") from err
     exp = experiment_from_config(tree, str(config_path))
+    if expect is not None and exp.id != expect:
+        raise UserError(f"{config_path} describes {exp.id}, not the expected {expect}")
     used, excluded = checkpoint_files(folder)
     tensors = average_checkpoints(used, use_ema)
     model, released_keys = convert(exp.model_config(), tensors, str(folder))

@@ -273,3 +273,9 @@ def test_folder_without_checkpoints_is_refused(tmp_path):
     )
     with pytest.raises(UserError, match="no checkpoints"):
         import_released(tmp_path / "m", tmp_path / "out.pt")
+
+
+def test_an_unexpected_experiment_id_is_refused(released_folder, tmp_path):
+    folder = released_folder("mss-sfc_ca-tiny-k16", [build_model("mss-sfc_ca-tiny-k16")])
+    with pytest.raises(UserError, match="describes mss-sfc_ca-tiny-k16, not the expected"):
+        import_released(folder, tmp_path / "m.pt", expect="mss-sfc_ca-tiny-k16-adaptive")

@@ -8,6 +8,7 @@ default) or from its installation (`pip install -e .`, needed with --directory e
 import csv
 import hashlib
 import json
+import re
 import shlex
 from functools import lru_cache
 from pathlib import Path
@@ -105,6 +106,12 @@ RESULTS = f"results/{config['name']}"
 TABLES = _select_tables(load_experiment_table(config["experiments"]), config["tables"])
 _check_figures(config["figures"], TABLES)
 EXPERIMENTS = list(dict.fromkeys(e for rows in TABLES.values() for e, _ in rows))
+# experiment id -> model folder of the authors' release: imported, not trained (rules/released.smk)
+RELEASED = config.get("released", {}).get("models", {})
+for _exp_id in RELEASED:
+    experiment(_exp_id)  # validates the id
+# the ids the import rule may produce; a pattern matching nothing when no model is released
+RELEASED_PATTERN = "|".join(re.escape(e) for e in RELEASED) or "(?!x)x"
 
 
 wildcard_constraints:
