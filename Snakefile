@@ -11,6 +11,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -27,6 +30,7 @@ localrules:
     download,
     download_released,
     make_table,
+    summarize_cost,
     plot_summary,
 
 

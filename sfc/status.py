@@ -83,14 +83,32 @@ def config_cells(config: dict, config_path: Path | None = None) -> dict[str, lis
     return cells
 
 
-def benchmark_hours(results: Path, rule: str, exp: str) -> float | None:
-    """Wall-clock hours of one finished job from its Snakemake benchmark file (None if absent)."""
+def benchmark(results: Path, rule: str, exp: str) -> dict[str, float] | None:
+    """Hours and peak memory (MB) of one finished job from its Snakemake benchmark file."""
     path = results / "benchmarks" / rule / f"{exp}.tsv"
     if not path.is_file():
         return None
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
-    return sum(float(r["s"]) for r in rows) / 3600 if rows else None
+    if not rows:
+        return None
+
+    def _num(value: str | None) -> float:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):  # "-" where the job did not measure it
+            return 0.0
+
+    return {
+        "hours": sum(_num(r.get("s")) for r in rows) / 3600,
+        "max_rss_mb": max(_num(r.get("max_rss")) for r in rows),
+    }
+
+
+def benchmark_hours(results: Path, rule: str, exp: str) -> float | None:
+    """Wall-clock hours of one finished job (None if it has no benchmark file)."""
+    bench = benchmark(results, rule, exp)
+    return None if bench is None else bench["hours"]
 
 
 def last_line(path: Path) -> str:
@@ -209,23 +227,53 @@ def render(cells: list[Cell]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def write_csv(path: Path, cells: list[Cell], results: Path) -> None:
+    """The cost summary: one row per cell with its state, GPU-hours, and hours/memory per rule."""
+    from sfc.provenance import atomic_file
+
+    rules = ("train", "import_released", "evaluate", "describe")
+    fields = list(Cell.__dataclass_fields__)
+    fields += [f"{r}_{k}" for r in rules for k in ("hours", "max_rss_mb")]
+    with atomic_file(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for c in cells:
+            row = asdict(c)
+            for r in rules:
+                bench = benchmark(results, r, c.experiment) or {}
+                row.update({f"{r}_{k}": bench.get(k, "") for k in ("hours", "max_rss_mb")})
+            writer.writerow(row)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results_dir", type=Path, help="results/<name>/ of a workflow config")
     parser.add_argument(
-        "--config", type=Path, default=None, help="the workflow config (default: by name)"
+        "--config", type=Path, default=None, help="the workflow config (default: found by name)"
+    )
+    parser.add_argument(
+        "--config-json", default=None, help="the workflow's resolved config, as JSON"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
 
 
 def main(args: argparse.Namespace) -> int:
     if not args.results_dir.is_dir():
         raise UserError(f"results folder not found: {args.results_dir}")
-    config = find_config(args.results_dir, args.config)
+    if args.config_json is not None:
+        try:
+            config = {**json.loads(args.config_json), "_path": None}
+        except json.JSONDecodeError as err:
+            raise UserError(f"--config-json is not valid JSON: {err}") from err
+    else:
+        config = find_config(args.results_dir, args.config)
     cells = [
         cell_status(args.results_dir, e, t)
         for e, t in config_cells(config, config["_path"]).items()
     ]
     estimate_left(cells, args.results_dir)
+    if args.csv:
+        write_csv(args.csv, cells, args.results_dir)
     if args.json:
         print(json.dumps([asdict(c) for c in cells], indent=2))
         return 0

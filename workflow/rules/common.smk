@@ -269,7 +269,8 @@ def figure_outputs():
 
 
 def all_outputs():
-    return [f for t in TABLES for f in table_outputs(t)] + figure_outputs()
+    tables = [f for t in TABLES for f in table_outputs(t)]
+    return tables + figure_outputs() + [f"{RESULTS}/cost_summary.csv"]
 
 
 def rtf_option():
