@@ -130,10 +130,12 @@ def download_folder(
     Returns:
         A manifest: repo_id, revision (commit), folder, local path, sha256 of every file.
     """
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError
 
     folder = folder.strip("/")
+    if constants.HF_HUB_OFFLINE:
+        return _from_cache(folder, repo_id, revision, cache_dir)
     commit = resolve_revision(repo_id, revision, endpoint)
     remote = [f for f in list_files(repo_id, commit, endpoint) if f.path.startswith(folder + "/")]
     if not any(Path(f.path).name == "merged_config.yaml" for f in remote):
@@ -142,15 +144,22 @@ def download_folder(
             f"{repo_id}@{commit[:12]} has no model folder {folder!r}; released folders: {known}"
         )
     try:
+        # The requested name, not the commit: the cache then records the branch/tag -> commit link that
+        # offline mode needs. The snapshot folder is named by the commit it resolved to, checked below.
         root = snapshot_download(
             repo_id,
-            revision=commit,
+            revision=revision,
             allow_patterns=[f"{folder}/*", f"{folder}/**"],
             cache_dir=cache_dir,
             endpoint=endpoint,
         )
     except HfHubHTTPError as err:
         raise UserError(f"download of {repo_id}/{folder}@{commit[:12]} failed: {err}") from err
+    if Path(root).name != commit:
+        raise UserError(
+            f"{repo_id}@{revision} moved from {commit[:12]} to {Path(root).name[:12]} during the "
+            "download; run it again (or pin --revision to a commit)"
+        )
     checksums = verify(Path(root), remote)
     return {
         "repo_id": repo_id,
@@ -159,4 +168,40 @@ def download_folder(
         "folder": folder,
         "local_path": str(Path(root) / folder),
         "sha256": checksums,
+    }
+
+
+def _from_cache(folder: str, repo_id: str, revision: str, cache_dir: str | Path | None) -> dict:
+    """Offline mode (HF_HUB_OFFLINE=1): the folder from the Hub cache, as an earlier download left it.
+
+    Nothing can be compared with the Hub here; the files were verified when they were downloaded.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        root = Path(
+            snapshot_download(
+                repo_id,
+                revision=revision,
+                allow_patterns=[f"{folder}/*", f"{folder}/**"],
+                cache_dir=cache_dir,
+                local_files_only=True,
+            )
+        )
+    except LocalEntryNotFoundError as err:
+        raise UserError(
+            f"offline (HF_HUB_OFFLINE=1) and {repo_id}@{revision} is not in the Hub cache: {err}"
+        ) from err
+    files = sorted(p for p in (root / folder).rglob("*") if p.is_file())
+    if not (root / folder / "merged_config.yaml").is_file():
+        raise UserError(f"offline: {folder} is not in the cached snapshot {root}")
+    return {
+        "repo_id": repo_id,
+        "revision": root.name,  # the snapshot folder is named by its commit
+        "requested_revision": revision,
+        "folder": folder,
+        "local_path": str(root / folder),
+        "sha256": {p.relative_to(root).as_posix(): sha256(p) for p in files},
+        "offline": True,
     }

@@ -91,6 +91,18 @@ def test_an_unknown_folder_names_the_released_ones(hub, tmp_path):
         download_folder("musdb18hq/nope", REPO, "main", cache_dir=tmp_path, endpoint=hub.endpoint)
 
 
+def test_offline_mode_uses_the_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    with FakeHub(REPO, _files()) as hub:
+        first = download_folder(FOLDER, REPO, "main", cache_dir=tmp_path, endpoint=hub.endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # the server is gone too
+    again = download_folder(FOLDER, REPO, "main", cache_dir=tmp_path)
+    assert again["revision"] == COMMIT and again["sha256"] == first["sha256"]
+    with pytest.raises(UserError, match="not in the Hub cache"):
+        download_folder(FOLDER, "someone/else", "main", cache_dir=tmp_path)
+
+
 def _walk(root):
     from pathlib import Path
 
