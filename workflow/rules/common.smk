@@ -242,6 +242,16 @@ def work_dir(wildcards):
     return f"{RESULTS}/work/{wildcards.exp}/{config['recipe']}-{digest}"
 
 
+def released_folder(wildcards):
+    """The repository folder of a released model (config.released.models)."""
+    return RELEASED[wildcards.exp]
+
+
+def results_dir_of(wildcards, output):
+    """results/<name>/ of a rule whose output sits directly in it."""
+    return str(Path(output[0]).parent)
+
+
 def config_json(wildcards):
     return json.dumps(config, sort_keys=True)
 

@@ -9,8 +9,10 @@ rule download_released:
         f"{RESULTS}/logs/download_released/{{exp}}.log",
     wildcard_constraints:
         exp=RELEASED_PATTERN,
+    conda:
+        "../../envs/cpu.yaml"
     params:
-        folder=lambda wildcards: RELEASED[wildcards.exp],
+        folder=released_folder,
         repo=config.get("released", {}).get("repo"),
         revision=config.get("released", {}).get("revision"),
     shell:

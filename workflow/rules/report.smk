@@ -125,7 +125,7 @@ rule summarize_cost:
     conda:
         "../../envs/cpu.yaml"
     params:
-        results=RESULTS,
+        results=results_dir_of,
         config=config_json,
     shell:
         "python -m sfc status {params.results} --config-json {params.config:q} --csv {output} > {log} 2>&1"
