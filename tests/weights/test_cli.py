@@ -52,3 +52,43 @@ def test_list_download_import_separate(released_folder, tmp_path, capsys):
 def test_import_of_a_missing_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["weights", "import", str(tmp_path / "nope"), "--out", str(tmp_path / "m.pt")]) == 2
     assert "released model folder not found" in capsys.readouterr().err
+
+
+def test_separate_with_a_released_model_name(released_folder, tmp_path):
+    """`sfc separate <dataset>/<recipe> ...` downloads and imports the model on first use."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    local = released_folder("mss-sfc_ca-tiny-k16", [build_model("mss-sfc_ca-tiny-k16")])
+    files = {
+        f"{FOLDER}/{p.relative_to(local).as_posix()}": p.read_bytes()
+        for p in local.rglob("*")
+        if p.is_file()
+    }
+    wav = tmp_path / "song.wav"
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.1, (44100, 2)), 44100)
+    repo = Path(__file__).resolve().parents[2]
+    with FakeHub("kohei0209/spectral_feature_compression", files) as hub:
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": hub.endpoint,
+            "HF_HOME": str(tmp_path / "hf"),
+            "SFC_CACHE": str(tmp_path / "sfc"),
+            "PYTHONPATH": str(repo),
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "sfc",
+            "separate",
+            FOLDER,
+            str(wav),
+            "--out",
+            str(tmp_path / "sep"),
+        ]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list((tmp_path / "sep" / "song").glob("*.wav"))) == 4
+    assert list((tmp_path / "sfc" / "released").rglob("*.pt"))  # imported once, cached
