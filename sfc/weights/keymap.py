@@ -17,7 +17,7 @@ import torch
 
 from sfc.errors import UserError
 from sfc.experiments import TASKS, Experiment
-from sfc.models.config import DEFAULT_QUERY, SEPARATOR_DIMS, SFC_DIMS, ModelConfig
+from sfc.models.config import CA_HEADS, DEFAULT_QUERY, SEPARATOR_DIMS, SFC_DIMS, ModelConfig
 
 # encoder `_target_` class name -> our encoder
 ENCODER_CLASSES: dict[str, str] = {
@@ -239,7 +239,6 @@ _CA_BLOCK = {
     "norm_q.weight": "norm_attn_q.weight",
     "norm_ffn.weight": "norm_ffn.weight",
     "attn.to_q.weight": "mixer.q_proj.weight",
-    "attn.to_kv.weight": "mixer.kv_proj.weight",
     "attn.proj.weight": "mixer.aggregate_heads.0.weight",
 }
 _SFC_FIXED = {
@@ -268,7 +267,21 @@ def _separator_key(key: str) -> str | None:
     return prefix + f"{_FFN[f.group(1)]}.{_FFN[f.group(2)]}.{f.group(3)}" if f else None
 
 
-def _sfc_key(key: str) -> tuple[tuple[str, ...], Transform, Transform] | None:
+def _kv_perm(dim: int, heads: int) -> torch.Tensor:
+    """ours[i] = theirs[perm[i]] for the rows of the fused key/value projection.
+
+    Theirs: [k; v] = H W_kv, each half then split into heads (spec: "kv fused: k then v"), rows (k/v,
+    head, d). Ours splits the fused output into heads first, then each head's slice into k and v: rows
+    (head, k/v, d). Same function, rows permuted.
+    """
+    head = dim // heads
+    h, j, d = torch.meshgrid(
+        torch.arange(heads), torch.arange(2), torch.arange(head), indexing="ij"
+    )
+    return (j * dim + h * head + d).flatten()
+
+
+def _sfc_key(key: str, config: ModelConfig) -> tuple[tuple[str, ...], Transform, Transform] | None:
     if key in _SFC_FIXED:
         return (_SFC_FIXED[key],), _identity, _identity
     m = re.fullmatch(r"(encoder|decoder)\.(.+)", key)
@@ -287,6 +300,9 @@ def _sfc_key(key: str) -> tuple[tuple[str, ...], Transform, Transform] | None:
     sub = b.group(1)
     if sub in _CA_BLOCK:
         return (f"{part}.block.{_CA_BLOCK[sub]}",), _identity, _identity
+    if sub == "attn.to_kv.weight":
+        perm = _kv_perm(SFC_DIMS["sfc_ca"][config.size], CA_HEADS[config.size])
+        return ((f"{part}.block.mixer.kv_proj.weight",), *_permute(perm, 0))
     if sub == "attn.bias":  # ours (H, L_q, L_kv), theirs (1, H, L_q, L_kv)
         return (f"{part}.block.mixer.pos_bias.pos_bias",), (lambda t: t[0]), (lambda t: t[None])
     if sub == "attn.slope":  # ours (H,), theirs (H, 1, 1)
@@ -340,7 +356,7 @@ def key_table(config: ModelConfig, state_dict: Mapping[str, torch.Tensor]) -> li
         if sep is not None:
             table.append(KeyMapping(key, (sep,)))
             continue
-        found = _band_split_key(key, perms) if perms else _sfc_key(key)
+        found = _band_split_key(key, perms) if perms else _sfc_key(key, config)
         if found is None:
             raise UserError(f"internal: no released name for our tensor {key!r}")  # a zoo change
         table.append(KeyMapping(key, *found))

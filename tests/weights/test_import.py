@@ -279,3 +279,26 @@ def test_an_unexpected_experiment_id_is_refused(released_folder, tmp_path):
     folder = released_folder("mss-sfc_ca-tiny-k16", [build_model("mss-sfc_ca-tiny-k16")])
     with pytest.raises(UserError, match="describes mss-sfc_ca-tiny-k16, not the expected"):
         import_released(folder, tmp_path / "m.pt", expect="mss-sfc_ca-tiny-k16-adaptive")
+
+
+def test_fused_key_value_rows_are_k_then_v_as_documented():
+    """Their kv_proj output is [k; v], each half split into heads; ours must compute the same k, v."""
+    from sfc.weights.keymap import key_table
+
+    model = build_model("mss-sfc_ca-small-k64")
+    attn = model.encoder.block.attn
+    table = {m.ours: m for m in key_table(model.config, model.state_dict())}
+    theirs = torch.randn(128, 64)
+    with torch.no_grad():
+        attn.to_kv.weight.copy_(table["encoder.block.attn.to_kv.weight"].to_ours(theirs))
+    x = torch.randn(2, 10, 64)
+    k_theirs, v_theirs = (x @ theirs.T).chunk(2, dim=-1)  # (B', L, D') each
+    k_theirs = k_theirs.view(2, 10, 4, 16).transpose(1, 2)  # (B', H, L, D'/H)
+    v_theirs = v_theirs.view(2, 10, 4, 16).transpose(1, 2)
+    with torch.no_grad():
+        k_ours, v_ours = attn.split_heads(attn.to_kv(x)).chunk(2, dim=-1)
+    assert torch.allclose(k_ours, k_theirs, atol=1e-6) and torch.allclose(
+        v_ours, v_theirs, atol=1e-6
+    )
+    back = table["encoder.block.attn.to_kv.weight"].to_theirs(attn.to_kv.weight.detach())
+    assert torch.equal(back, theirs)
