@@ -17,6 +17,7 @@ import yaml
 from tqdm import tqdm
 
 from sfc.errors import UserError
+from sfc.models.config import ModelConfig
 from sfc.provenance import atomic_file, provenance, sha256
 from sfc.weights.keymap import (
     DERIVED_NETWORK_BUFFERS,
@@ -108,7 +109,7 @@ def average_checkpoints(files: list[Path], use_ema: bool = True) -> dict[str, to
 
 
 def convert(
-    config, tensors: dict[str, torch.Tensor], where: str
+    config: ModelConfig, tensors: dict[str, torch.Tensor], where: str
 ) -> tuple[torch.nn.Module, list[str]]:
     """Build our model for ``config`` and load the released ``tensors`` into it strictly."""
     from sfc.models.registry import build_model
@@ -122,11 +123,15 @@ def convert(
             what = "missing" if not present else f"present under several names {present}"
             errors.append(f"{m.candidates[0]} {what} (our {m.ours})")
             continue
-        value = m.to_ours(unused.pop(present[0]))
-        if value.shape != ours[m.ours].shape:
+        raw = unused.pop(present[0])
+        try:
+            value = m.to_ours(raw)
+        except (IndexError, RuntimeError):  # a permutation or reshape that cannot fit this shape
+            value = None
+        if value is None or value.shape != ours[m.ours].shape:
             errors.append(
-                f"{present[0]}: shape {tuple(value.shape)} after conversion, our {m.ours} "
-                f"expects {tuple(ours[m.ours].shape)}"
+                f"{present[0]}: shape {tuple(raw.shape)} does not fit our {m.ours} "
+                f"{tuple(ours[m.ours].shape)}"
             )
             continue
         state[m.ours] = value.to(ours[m.ours].dtype)

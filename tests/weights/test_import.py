@@ -227,13 +227,19 @@ def _rewrite(path, edit):
         ),
         (
             lambda s: s.update({"ema_model.module.model.decoder.query": torch.zeros(3, 16)}),
-            r"decoder.query: shape \(3, 16\)",
+            r"decoder.query: shape \(3, 16\) does not fit",
         ),
         (
             lambda s: s.update(
                 {"ema_model.module.model.blocks.0.freq_path.attn.qkv.weight": torch.zeros(96, 16)}
             ),
             "qkv.weight: shape",
+        ),
+        (
+            lambda s: s.update(
+                {"ema_model.module.model.encoder.block.mixer.kv_proj.weight": torch.zeros(8, 16)}
+            ),
+            r"kv_proj.weight: shape \(8, 16\)",
         ),
         (lambda s: s.update({"ema_model.module.stray": torch.zeros(1)}), "unexpected tensor"),
     ],
