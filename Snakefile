@@ -11,17 +11,26 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/released.smk"
+
+
+ruleorder: import_released > train
 
 
 localrules:
     all,
     download,
+    download_released,
     make_table,
+    summarize_cost,
     plot_summary,
 
 

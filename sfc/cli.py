@@ -21,6 +21,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "separate": ("sfc.eval.separate_cli", "separate audio files with a trained checkpoint"),
     "evaluate": ("sfc.eval.cli", "separate and score a test split with a trained checkpoint"),
     "report": ("sfc.report.cli", "build the paper's tables and figures from scores"),
+    "weights": ("sfc.weights.cli", "list, download and import the authors' released models"),
+    "status": (
+        "sfc.status",
+        "state of every table cell of a results folder (done/training/failed)",
+    ),
 }
 
 

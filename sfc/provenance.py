@@ -35,6 +35,7 @@ PACKAGES = (
     "pyyaml",
     "tensorboard",
     "h5py",
+    "huggingface_hub",
 )
 
 

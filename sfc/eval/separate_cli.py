@@ -25,7 +25,12 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help="model file written by `sfc train`")
+    parser.add_argument(
+        "checkpoint",
+        type=Path,
+        help="model file (`sfc train`, `sfc weights import`) or a released model's name "
+        "<dataset>/<recipe> (`sfc weights list`), downloaded and imported on first use",
+    )
     parser.add_argument(
         "inputs", type=Path, nargs="+", help="audio files and/or folders of audio files"
     )
@@ -177,7 +182,12 @@ def main(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda given but CUDA is not available on this machine")
-    model, ckpt = load_model(args.checkpoint, map_location="cpu")
+    checkpoint = args.checkpoint
+    from sfc.weights.resolve import is_released_name, released_model
+
+    if is_released_name(checkpoint):
+        checkpoint = released_model(str(checkpoint))
+    model, ckpt = load_model(checkpoint, map_location="cpu")
     model.to(device)
     names = source_names(ckpt, model.num_sources, model.num_channels)
     failed: list[tuple[Path, str]] = []

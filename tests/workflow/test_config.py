@@ -149,3 +149,13 @@ def test_snakefmt_check():
         [exe, "--check", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_released_dry_run_plans_download_import_evaluate_tables():
+    proc = snakemake("-n", "--configfile", str(CONFIG_DIR / "released.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = job_counts(proc.stdout + proc.stderr)
+    released = yaml.safe_load((CONFIG_DIR / "released.yaml").read_text())["released"]["models"]
+    assert counts["download_released"] == counts["import_released"] == len(released) == 6
+    assert counts["evaluate"] == 6 and counts["make_table"] == 2
+    assert "train" not in counts  # released models are imported, never trained

@@ -118,3 +118,77 @@ def test_interrupted_training_resumes(ci_run, tmp_path):
     start_step = int(re.search(rf"sfc train {exp}: step (\d+)/3", log).group(1))
     assert start_step >= 1, log[-2000:]  # resumed, not started over
     assert (workdir / target).is_file()
+
+
+def _chromium() -> str:
+    """Debian's headless Chromium, installed with apt-get on first use (root), else the test skips."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if (
+        os.environ.get("SFC_NO_CHROMIUM_INSTALL") != "1"
+        and shutil.which("apt-get")
+        and os.geteuid() == 0
+    ):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]
+        if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
+            subprocess.run(cmd, env=env, capture_output=True, timeout=900)
+    if shutil.which("chromium") is None:
+        pytest.skip("headless Chromium is not installed: apt-get install chromium (needs root)")
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def ci_report(ci_run):
+    workdir = ci_run.parent.parent
+    report = workdir / "report.html"
+    proc = snakemake(
+        "--report", str(report), "--configfile", str(CONFIG_DIR / "ci.yaml"), cwd=workdir
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return report
+
+
+def test_html_report_holds_every_table_and_figure(ci_report, ci_run):
+    html = ci_report.read_text()
+    tables = sorted(p.name for p in (ci_run / "tables").glob("*.csv"))
+    figures = sorted(p.name for p in (ci_run / "figures").glob("*.png"))
+    assert tables and figures
+    for name in [*tables, *figures, "cost_summary.csv"]:
+        assert name in html, name
+    for table in tables:  # every table's provenance record
+        assert table.replace(".csv", ".provenance.json") in html
+    summary = pd.read_csv(ci_run / "cost_summary.csv")
+    assert set(summary["experiment"]) == set(
+        pd.read_csv(CONFIG_DIR / "ci.tsv", sep="\t")["experiment"]
+    )
+    trained = summary[summary["train_hours"].notna()]
+    assert len(trained) and (trained["gpu_hours"] >= trained["train_hours"]).all()
+
+
+def test_html_report_renders_in_headless_chromium(ci_report, tmp_path):
+    from matplotlib.image import imread
+
+    chromium = _chromium()
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--window-size=1280,900", "--virtual-time-budget=20000"]  # fmt: skip
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [*base, "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", ci_report.as_uri()],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-3000:]
+    image = imread(shot)[..., :3]  # (H, W, 3) in [0, 1]
+    assert image.std() > 0.05, "the screenshot is blank"
+    assert len({tuple(c) for c in (image[::20, ::20].reshape(-1, 3) * 255).astype(int)}) > 20
+    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln]
+    assert not [ln for ln in console if re.search(r"error|uncaught", ln, re.I)], console
+    dom = subprocess.run(
+        [*base, "--dump-dom", ci_report.as_uri()], capture_output=True, text=True, timeout=300
+    )
+    assert dom.returncode == 0 and "Tables" in dom.stdout and "Figures" in dom.stdout
+    assert not re.search(r"uncaught|something went wrong", dom.stdout, re.I)

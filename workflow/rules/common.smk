@@ -8,6 +8,7 @@ default) or from its installation (`pip install -e .`, needed with --directory e
 import csv
 import hashlib
 import json
+import re
 import shlex
 from functools import lru_cache
 from pathlib import Path
@@ -105,6 +106,12 @@ RESULTS = f"results/{config['name']}"
 TABLES = _select_tables(load_experiment_table(config["experiments"]), config["tables"])
 _check_figures(config["figures"], TABLES)
 EXPERIMENTS = list(dict.fromkeys(e for rows in TABLES.values() for e, _ in rows))
+# experiment id -> model folder of the authors' release: imported, not trained (rules/released.smk)
+RELEASED = config.get("released", {}).get("models", {})
+for _exp_id in RELEASED:
+    experiment(_exp_id)  # validates the id
+# the ids the import rule may produce; a pattern matching nothing when no model is released
+RELEASED_PATTERN = "|".join(re.escape(e) for e in RELEASED) or "(?!x)x"
 
 
 wildcard_constraints:
@@ -235,6 +242,16 @@ def work_dir(wildcards):
     return f"{RESULTS}/work/{wildcards.exp}/{config['recipe']}-{digest}"
 
 
+def released_folder(wildcards):
+    """The repository folder of a released model (config.released.models)."""
+    return RELEASED[wildcards.exp]
+
+
+def results_dir_of(wildcards, output):
+    """results/<name>/ of a rule whose output sits directly in it."""
+    return str(Path(output[0]).parent)
+
+
 def config_json(wildcards):
     return json.dumps(config, sort_keys=True)
 
@@ -262,7 +279,8 @@ def figure_outputs():
 
 
 def all_outputs():
-    return [f for t in TABLES for f in table_outputs(t)] + figure_outputs()
+    tables = [f for t in TABLES for f in table_outputs(t)]
+    return tables + figure_outputs() + [f"{RESULTS}/cost_summary.csv"]
 
 
 def rtf_option():

@@ -6,9 +6,19 @@ rule make_table:
         unpack(table_inputs),
     output:
         md=f"{RESULTS}/tables/{{table}}.md",
-        csv=f"{RESULTS}/tables/{{table}}.csv",
+        csv=report(
+            f"{RESULTS}/tables/{{table}}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}"},
+        ),
         tex=f"{RESULTS}/tables/{{table}}.tex",
-        provenance=f"{RESULTS}/tables/{{table}}.provenance.json",
+        provenance=report(
+            f"{RESULTS}/tables/{{table}}.provenance.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+            labels={"of": "table {table}"},
+        ),
     log:
         f"{RESULTS}/logs/make_table/{{table}}.log",
     conda:
@@ -28,7 +38,12 @@ rule plot_position_bias:
     input:
         f"{RESULTS}/models/{{exp}}.pt",
     output:
-        png=f"{RESULTS}/figures/position_bias-{{exp}}.png",
+        png=report(
+            f"{RESULTS}/figures/position_bias-{{exp}}.png",
+            caption="../report/position_bias.rst",
+            category="Figures",
+            labels={"figure": "position bias", "model": "{exp}"},
+        ),
         provenance=f"{RESULTS}/figures/position_bias-{{exp}}.provenance.json",
     log:
         f"{RESULTS}/logs/plot/position_bias-{{exp}}.log",
@@ -45,7 +60,12 @@ rule plot_attention:
     input:
         unpack(evaluate_inputs),
     output:
-        png=f"{RESULTS}/figures/attention-{{exp}}.png",
+        png=report(
+            f"{RESULTS}/figures/attention-{{exp}}.png",
+            caption="../report/attention.rst",
+            category="Figures",
+            labels={"figure": "attention", "model": "{exp}"},
+        ),
         provenance=f"{RESULTS}/figures/attention-{{exp}}.provenance.json",
     log:
         f"{RESULTS}/logs/plot/attention-{{exp}}.log",
@@ -70,7 +90,12 @@ rule plot_summary:
     input:
         figure_tables,
     output:
-        png=f"{RESULTS}/figures/{{kind}}.png",
+        png=report(
+            f"{RESULTS}/figures/{{kind}}.png",
+            caption="../report/summary.rst",
+            category="Figures",
+            labels={"figure": "{kind}", "model": "all"},
+        ),
         provenance=f"{RESULTS}/figures/{{kind}}.provenance.json",
     log:
         f"{RESULTS}/logs/plot/{{kind}}.log",
@@ -83,3 +108,24 @@ rule plot_summary:
     shell:
         "python -m sfc report {wildcards.kind} --tables {input} --out {output.png}"
         " --provenance {output.provenance} --config-json {params.config:q} > {log} 2>&1"
+
+
+rule summarize_cost:
+    input:
+        [f for t in TABLES for f in table_outputs(t)],
+    output:
+        report(
+            f"{RESULTS}/cost_summary.csv",
+            caption="../report/cost_summary.rst",
+            category="Cost",
+            labels={"of": "every table cell"},
+        ),
+    log:
+        f"{RESULTS}/logs/summarize_cost.log",
+    conda:
+        "../../envs/cpu.yaml"
+    params:
+        results=results_dir_of,
+        config=config_json,
+    shell:
+        "python -m sfc status {params.results} --config-json {params.config:q} --csv {output} > {log} 2>&1"
