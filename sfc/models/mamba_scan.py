@@ -16,7 +16,8 @@ Backward, chunks in reverse: recompute the chunk's states from its entry state, 
     dA = sum d(dt A) dt,   d dt += sum_n d(dt A) A + sum_n g B u,   du = sum_n g B dt,   dB = sum_e g dt u.
 Equal to autograd through the chunked scan to float32 rounding (tests/models/test_mamba.py).
 
-Everything runs time-major, (L, B', ...), so that one step is a contiguous slice.
+Everything runs time-major, (L, B', ...), so that one step is a contiguous slice, with states laid out
+(B', N, E).
 """
 
 from __future__ import annotations
@@ -25,73 +26,78 @@ import torch
 
 
 def _chunk_terms(
-    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor
+    u: torch.Tensor, delta: torch.Tensor, A_t: torch.Tensor, B: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decays exp(dt A) and inputs dt u B of one time-major chunk, each (Q, B', E, N)."""
-    decay = torch.exp(delta.unsqueeze(-1) * A)  # (Q, B', E, N)
-    drive = (delta * u).unsqueeze(-1) * B.unsqueeze(2)  # (Q, B', E, N)
+    """Decays exp(dt A) and inputs dt u B of one time-major chunk, each (Q, B', N, E)."""
+    decay = torch.exp(delta.unsqueeze(2) * A_t)  # (Q, B', N, E)
+    drive = (delta * u).unsqueeze(2) * B.unsqueeze(-1)  # (Q, B', N, E)
     return decay, drive
 
 
 def _states_in_place(decay: torch.Tensor, drive: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """Run h_t = a_t h_{t-1} + x_t over a chunk, overwriting ``drive`` with the states (Q, B', E, N)."""
+    """Run h_t = a_t h_{t-1} + x_t over a chunk, overwriting ``drive`` with the states (Q, B', N, E)."""
     prev = h0
     for a_t, x_t in zip(decay, drive):
-        x_t.addcmul_(a_t, prev)  # (B', E, N)
+        x_t.addcmul_(a_t, prev)  # (B', N, E)
         prev = x_t
     return drive
 
 
 class RecomputedSelectiveScan(torch.autograd.Function):
-    """Autograd function of the chunked scan with per-chunk recomputation (time-major inputs)."""
+    """Autograd function of the chunked scan with per-chunk recomputation.
+
+    Inputs are time-major, u and delta (L, B', E), B and C (L, B', N), and A is given transposed,
+    A_t (N, E): states are laid out (B', N, E) so that E, the longer axis, is the contiguous one (the
+    broadcasts and reductions then vectorise; 2-4x faster on CPU than (B', E, N)).
+    """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, chunk_size: int):  # noqa: ANN001, ANN205 - autograd API
+    def forward(ctx, u, delta, A_t, B, C, chunk_size: int):  # noqa: ANN001, ANN205 - autograd API
         length = u.shape[0]
-        h = u.new_zeros(u.shape[1], u.shape[2], A.shape[1])  # (B', E, N)
+        h = u.new_zeros(u.shape[1], A_t.shape[0], u.shape[2])  # (B', N, E)
         y = u.new_empty(u.shape)  # (L, B', E)
         entries = []
         for start in range(0, length, chunk_size):
             part = slice(start, start + chunk_size)
             entries.append(h)
-            states = _states_in_place(*_chunk_terms(u[part], delta[part], A, B[part]), h)
-            torch.sum(states * C[part].unsqueeze(2), -1, out=y[part])  # (Q, B', E)
-            h = states[-1].clone()  # (B', E, N); drops the rest of the chunk
+            states = _states_in_place(*_chunk_terms(u[part], delta[part], A_t, B[part]), h)
+            torch.sum(states * C[part].unsqueeze(-1), 2, out=y[part])  # (Q, B', E)
+            h = states[-1].clone()  # (B', N, E); drops the rest of the chunk
         ctx.chunk_size = chunk_size
-        ctx.save_for_backward(u, delta, A, B, C, torch.stack(entries))  # entries (L/Q, B', E, N)
+        ctx.save_for_backward(u, delta, A_t, B, C, torch.stack(entries))  # entries (L/Q, B', N, E)
         return y
 
     @staticmethod
     def backward(ctx, dy):  # noqa: ANN001, ANN205 - autograd API
-        u, delta, A, B, C, entries = ctx.saved_tensors
+        u, delta, A_t, B, C, entries = ctx.saved_tensors
         q = ctx.chunk_size
         dy = dy.contiguous()  # (L, B', E)
         du, ddelta = torch.empty_like(u), torch.empty_like(delta)  # (L, B', E)
         dB, dC = torch.empty_like(B), torch.empty_like(C)  # (L, B', N)
-        dA = torch.zeros_like(A)  # (E, N)
+        dA_t = torch.zeros_like(A_t)  # (N, E)
         carry = None  # dL/dh at the end of the chunk from later steps: a_{t+1} g_{t+1}
         for index in reversed(range(entries.shape[0])):
             part = slice(index * q, (index + 1) * q)
             u_c, dt_c, B_c, C_c, dy_c = u[part], delta[part], B[part], C[part], dy[part]
-            decay, states = _chunk_terms(u_c, dt_c, A, B_c)  # (Q, B', E, N)
+            decay, states = _chunk_terms(u_c, dt_c, A_t, B_c)  # (Q, B', N, E)
             states = _states_in_place(decay, states, entries[index])
-            torch.sum(states * dy_c.unsqueeze(-1), 2, out=dC[part])
-            g = dy_c.unsqueeze(-1) * C_c.unsqueeze(2)  # (Q, B', E, N)
+            torch.sum(states * dy_c.unsqueeze(2), -1, out=dC[part])  # (Q, B', N)
+            g = dy_c.unsqueeze(2) * C_c.unsqueeze(-1)  # (Q, B', N, E)
             if carry is not None:
                 g[-1] += carry
             for t in range(g.shape[0] - 2, -1, -1):  # adjoint, backwards in time
                 g[t].addcmul_(decay[t + 1], g[t + 1])
-            carry = decay[0] * g[0]  # (B', E, N)
+            carry = decay[0] * g[0]  # (B', N, E)
             # d(dt A) = g_t h_{t-1} a_t, with h_{t-1} the chunk's entry state for t = 0
-            dz = g * decay  # (Q, B', E, N)
+            dz = g * decay  # (Q, B', N, E)
             dz[1:] *= states[:-1]
             dz[0] *= entries[index]
-            dA += (dz * dt_c.unsqueeze(-1)).sum((0, 1))
-            d_dtu = (g * B_c.unsqueeze(2)).sum(-1)  # d(dt u) (Q, B', E)
-            torch.sum(g * (dt_c * u_c).unsqueeze(-1), 2, out=dB[part])
+            dA_t += (dz * dt_c.unsqueeze(2)).sum((0, 1))
+            d_dtu = (g * B_c.unsqueeze(-1)).sum(2)  # d(dt u) (Q, B', E)
+            torch.sum(g * (dt_c * u_c).unsqueeze(2), -1, out=dB[part])  # (Q, B', N)
             torch.mul(d_dtu, dt_c, out=du[part])
-            torch.addcmul((dz * A).sum(-1), d_dtu, u_c, out=ddelta[part])
-        return du, ddelta, dA, dB, dC, None
+            torch.addcmul((dz * A_t).sum(2), d_dtu, u_c, out=ddelta[part])
+        return du, ddelta, dA_t, dB, dC, None
 
 
 def selective_scan_recomputed(
@@ -118,5 +124,6 @@ def selective_scan_recomputed(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     u, delta, B, C = (t.transpose(0, 1).contiguous() for t in (u, delta, B, C))  # (L, B', .)
-    y = RecomputedSelectiveScan.apply(u, delta, A.contiguous(), B, C, chunk_size)  # (L, B', E)
+    A_t = A.transpose(0, 1).contiguous()  # (N, E)
+    y = RecomputedSelectiveScan.apply(u, delta, A_t, B, C, chunk_size)  # (L, B', E)
     return y.transpose(0, 1)  # (B', L, E)
