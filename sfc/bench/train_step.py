@@ -81,6 +81,20 @@ def random_batch(run: Run, generator: torch.Generator) -> tuple[torch.Tensor, to
     return sources.sum(1), sources
 
 
+def peak_rss_gib() -> tuple[float, str]:
+    """The process's peak resident memory in GiB, and what was read.
+
+    VmHWM (Linux) belongs to this process image only; ``ru_maxrss`` also counts the parent's memory at
+    fork time when this process was started by fork + exec (a Linux quirk), so it is the fallback.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20, "process peak RSS (VmHWM)"  # KiB -> GiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "process max RSS"
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -113,8 +127,7 @@ def benchmark(run: Run, steps: int, warmup: int) -> dict[str, float]:
         peak = torch.cuda.max_memory_allocated(device) / 2**30
         kind = "cuda max_memory_allocated"
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
-        kind = "process max RSS"
+        peak, kind = peak_rss_gib()
     return {
         "median_step_s": statistics.median(times),
         "mean_step_s": statistics.fmean(times),
