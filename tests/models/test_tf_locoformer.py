@@ -44,7 +44,9 @@ def test_state_dict_keeps_the_transposed_conv_layout():
     }
 
 
-@pytest.mark.parametrize("experiment", ["mss-sfc_ca-tiny-k32", "mss-band_split-tiny-k16"])
+@pytest.mark.parametrize(
+    "experiment", ["mss-sfc_ca-tiny-k32", "mss-band_split-tiny-k16", "mss-sfc_mamba-tiny-k32"]
+)
 def test_whole_model_outputs_and_gradients_unchanged(experiment):
     """Module level: same weights, new vs reference formulation, outputs and gradients <= 5e-6."""
     torch.manual_seed(0)
