@@ -11,6 +11,7 @@ without data loading. PAPER: spec §8 (batch 4 x 6 s per GPU, bf16), Table C (tr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -21,16 +22,22 @@ from pathlib import Path
 
 import torch
 
+from sfc.bench.reference import reference_formulation
 from sfc.experiments import parse_experiment
 from sfc.train.config import recipe_config
 from sfc.train.dist import DistInfo, resolve_device
 from sfc.train.ema import EMA
-from sfc.train.engine import Run, RunPaths, accumulate_gradients, clip_and_step
+from sfc.train.engine import Run, RunPaths, accumulate_gradients, clip_and_step, compile_net
 from sfc.train.schedule import build_scheduler
 
 
 def build_run(
-    experiment: str, batch_size: int, segment_seconds: float, device: torch.device, precision: str
+    experiment: str,
+    batch_size: int,
+    segment_seconds: float,
+    device: torch.device,
+    precision: str,
+    compile: bool = False,
 ) -> Run:
     """A Run with the paper recipe's optimizer, schedule and EMA, and no work dir."""
     exp = parse_experiment(experiment)
@@ -40,6 +47,7 @@ def build_run(
         micro_batch_size=batch_size,
         segment_seconds=segment_seconds,
         precision=precision,
+        compile=compile,
     )
     torch.manual_seed(config.seed)
     from sfc.models import build_model
@@ -49,7 +57,7 @@ def build_run(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
     paths = RunPaths(Path(), Path(), Path(), Path())  # nothing is read or written
-    return Run(
+    run = Run(
         exp.id,
         config,
         paths,
@@ -59,6 +67,8 @@ def build_run(
         optimizer,
         build_scheduler(optimizer, config),
     )
+    compile_net(run)
+    return run
 
 
 def random_batch(run: Run, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,37 +81,59 @@ def random_batch(run: Run, generator: torch.Generator) -> tuple[torch.Tensor, to
     return sources.sum(1), sources
 
 
+def peak_rss_gib() -> tuple[float, str]:
+    """The process's peak resident memory in GiB, and what was read.
+
+    VmHWM (Linux) belongs to this process image only; ``ru_maxrss`` also counts the parent's memory at
+    fork time when this process was started by fork + exec (a Linux quirk), so it is the fallback.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20, "process peak RSS (VmHWM)"  # KiB -> GiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "process max RSS"
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def benchmark(run: Run, steps: int, warmup: int) -> dict[str, float]:
-    """Time ``steps`` training steps after ``warmup`` untimed ones; report median and peak memory."""
+    """Time ``steps`` training steps after ``warmup`` untimed ones; report median and peak memory.
+
+    The first warm-up step is timed separately (``first_step_s``: includes compilation with
+    ``--compile``); on CPU the peak is the process's max RSS, so run one case per process.
+    """
     device, generator = run.info.device, torch.Generator().manual_seed(0)
     batch = [t.to(device) for t in random_batch(run, generator)]
     times = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for i in range(warmup + steps):
+    tic = time.perf_counter()
+    accumulate_gradients(run, [batch])
+    clip_and_step(run)
+    first = time.perf_counter() - tic
+    for i in range(1, max(warmup, 1) + steps):
         _sync(device)
         tic = time.perf_counter()
         loss = accumulate_gradients(run, [batch])
         clip_and_step(run)
         _sync(device)
-        if i >= warmup:
+        if i >= max(warmup, 1):
             times.append(time.perf_counter() - tic)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**30
         kind = "cuda max_memory_allocated"
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
-        kind = "process max RSS"
+        peak, kind = peak_rss_gib()
     return {
         "median_step_s": statistics.median(times),
         "mean_step_s": statistics.fmean(times),
         "min_step_s": min(times),
         "steps": steps,
+        "first_step_s": first,
         "peak_memory_gib": peak,
         "peak_memory_kind": kind,
         "final_loss": float(loss.detach()),
@@ -126,11 +158,31 @@ def main(argv: list[str] | None = None) -> int:
         help="auto = bf16 autocast on CUDA, fp32 on CPU",
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (train.compile)"
+    )
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="the formulation before issue 12 (sfc.bench.reference), for before/after figures",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    run = build_run(args.experiment, args.batch_size, args.segment_seconds, device, args.precision)
+    run = build_run(
+        args.experiment,
+        args.batch_size,
+        args.segment_seconds,
+        device,
+        args.precision,
+        args.compile,
+    )
     warmup = min(10, args.steps) if args.warmup is None else args.warmup
+    with reference_formulation() if args.reference else contextlib.nullcontext():
+        figures = benchmark(run, args.steps, warmup)
     result = {
         "experiment": run.experiment,
         "device": str(device),
@@ -140,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         "autocast_bf16": args.precision == "bf16"
         or (args.precision == "auto" and device.type == "cuda"),
         "params_m": sum(p.numel() for p in run.model.parameters()) / 1e6,
-        **benchmark(run, args.steps, warmup),
+        "threads": torch.get_num_threads(),
+        "compile": args.compile,
+        "reference": args.reference,
+        **figures,
     }
     if device.type == "cuda":
         result["device_name"] = torch.cuda.get_device_name(device)

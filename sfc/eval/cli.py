@@ -20,7 +20,7 @@ from tqdm import tqdm
 from sfc.errors import UserError
 from sfc.eval.metrics import TASK_METRICS, score_track
 from sfc.eval.separate import separate_track
-from sfc.eval.separate_cli import check_chunking
+from sfc.eval.separate_cli import add_speed_arguments, apply_threads, check_chunking
 from sfc.eval.table import (
     aggregate_dict,
     read_track_result,
@@ -63,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shift-seconds", type=float, default=6.0, help="chunk hop (paper: 6)")
     parser.add_argument("--batch-size", type=int, default=4, help="chunks per model call")
+    add_speed_arguments(parser)
 
 
 def check_experiment(ckpt: dict, experiment: str | None, path: Path) -> str:
@@ -132,6 +133,7 @@ def score_one(
         args.chunk_seconds,
         args.shift_seconds,
         args.batch_size,
+        precision=args.precision,
     )  # (N, C, L)
     t1 = time.perf_counter()
     res = score_track(
@@ -159,6 +161,7 @@ def main(args: argparse.Namespace) -> int:
     from sfc.models import load_model
 
     check_chunking(args)
+    apply_threads(args)
     try:
         from sfc.data.tracks import list_tracks
     except ImportError as err:
@@ -186,6 +189,8 @@ def main(args: argparse.Namespace) -> int:
         "shift_seconds": args.shift_seconds,
         "device_type": device.type,
     }
+    if args.precision != "auto":  # "auto" is what device_type implies; earlier results stay valid
+        settings["precision"] = args.precision
     results, reused = [], 0
     for ref in tqdm(refs, desc=f"evaluate {experiment}", unit="track"):
         path = track_result_path(args.out_dir, ref.name)

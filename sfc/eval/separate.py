@@ -4,17 +4,22 @@ PAPER: spec §9. A track is cut into 12-s chunks with a 6-s shift; each chunk is
 model recomputes its input RMS scaling per chunk, spec §2); where chunks overlap their estimates are
 averaged (rectangular cross-fade); the last chunk is zero-padded; all-silent chunks are not sent to the
 model and count as an all-zero estimate. Chunks go through the model in batches under bf16 autocast on
-GPU (fp32 on CPU); only one batch of chunks lives on the device at a time.
+GPU (fp32 on CPU; ``precision="bf16"`` opts in to bf16 autocast on CPU too); only one batch of chunks
+lives on the device at a time.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Literal
 
 import torch
 from torch import nn
 from tqdm import tqdm
+
+Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 
 def chunk_starts(length: int, chunk: int, shift: int) -> list[int]:
@@ -47,6 +52,18 @@ def _batches(starts: list[int], active: list[bool], batch_size: int) -> Iterator
         yield todo[first : first + batch_size]
 
 
+def inference_autocast(device: torch.device, precision: Precision = "auto") -> torch.autocast:
+    """The autocast context of separation: bf16 on CUDA for ``auto``, else as ``precision`` says.
+
+    PAPER: spec §2/§9: bf16 autocast on GPU. fp32 on CPU by default (what was run); ``bf16`` on CPU is an
+    opt-in speed mode (the Mamba scan and the norms stay in fp32 inside the model).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+
 def _check_args(
     model: nn.Module, mix: torch.Tensor, chunk: int, shift: int, batch_size: int
 ) -> None:
@@ -75,6 +92,7 @@ def separate_track(
     batch_size: int = 4,
     device: str | torch.device | None = None,
     progress: bool = False,
+    precision: Precision = "auto",
 ) -> torch.Tensor:
     """Separate a whole track in overlapping chunks.
 
@@ -90,6 +108,8 @@ def separate_track(
         batch_size: chunks per model call.
         device: where the model runs; None keeps the model's current device.
         progress: show a tqdm bar over the batches.
+        precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16`` (autocast on
+            any device).
 
     Returns:
         the estimated sources, float32 on CPU.
@@ -101,6 +121,8 @@ def separate_track(
     chunk = round(chunk_seconds * sample_rate)
     shift = round(shift_seconds * sample_rate)
     _check_args(model, mix, chunk, shift, batch_size)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     device = torch.device(device) if device is not None else _model_device(model)
     model.to(device)
     was_training = model.training
@@ -119,10 +141,7 @@ def separate_track(
         weight[s : s + chunk] += 1.0
     active = [bool(padded[:, s : s + chunk].abs().amax() > 0) for s in starts]
 
-    # PAPER: spec §2/§9: bf16 autocast on GPU; fp32 on CPU (CPU bf16 is slow and not what was run).
-    autocast = torch.autocast(
-        device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"
-    )
+    autocast = inference_autocast(device, precision)
     batches = list(_batches(starts, active, batch_size))
     try:
         for idx in tqdm(batches, desc="chunks", unit="batch", disable=not progress, leave=False):

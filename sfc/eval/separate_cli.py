@@ -18,7 +18,7 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from sfc.errors import UserError
-from sfc.eval.separate import separate_track
+from sfc.eval.separate import PRECISIONS, separate_track
 from sfc.provenance import atomic_file
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
@@ -43,6 +43,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shift-seconds", type=float, default=6.0, help="chunk hop (paper: 6)")
     parser.add_argument("--batch-size", type=int, default=4, help="chunks per model call")
+    add_speed_arguments(parser)
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """--precision and --threads, shared by `sfc separate` and `sfc evaluate`."""
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 autocast on CUDA, fp32 on CPU; bf16: autocast on CPU too (faster, not bit-equal)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)"
+    )
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Set torch's intra-op threads from --threads; a UserError for a bad value."""
+    if args.threads is None:
+        return
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
 
 
 def source_names(ckpt: dict, num_sources: int, num_channels: int) -> list[str]:
@@ -142,6 +165,7 @@ def separate_file(
         args.shift_seconds,
         args.batch_size,
         progress=True,
+        precision=args.precision,
     ).numpy()  # (N, C', L')
     est = resample(est, model.sample_rate, sr)[..., : audio.shape[1]]  # (N, C', ~L)
     est = np.pad(est, [(0, 0), (0, 0), (0, audio.shape[1] - est.shape[-1])])  # (N, C', L)
@@ -178,6 +202,7 @@ def main(args: argparse.Namespace) -> int:
     from sfc.models import load_model
 
     check_chunking(args)
+    apply_threads(args)
     files = expand_inputs(args.inputs)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():

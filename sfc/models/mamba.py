@@ -19,7 +19,8 @@ Selective scan (per channel e, state n; dt = softplus(dt_proj(.))):
 
 Dispatch: on CUDA with mamba_ssm importable, its fused kernels run the block (``mamba_inner_fn`` when
 causal-conv1d is installed, else ``selective_scan_fn``); everywhere else the pure-PyTorch chunked scan
-(exact: the same recurrence, 1e-6 from the step-by-step reference in fp32).
+(exact: the same recurrence, 1e-6 from the step-by-step reference in fp32) whose backward recomputes
+the states per chunk as mamba_ssm's kernel does (``sfc.models.mamba_scan``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sfc.models.mamba_scan import selective_scan_recomputed
 
 
 def selective_scan_naive(
@@ -87,8 +90,8 @@ def selective_scan_chunked(
     Returns:
         y (B', L, E), without the D skip and the SiLU gate.
     """
-    # DEVIATION: mamba_ssm's kernel recomputes the states in its backward pass; autograd here keeps
-    # them, O(B' L E N) memory per block in training. Outputs agree to float32 rounding.
+    # Autograd keeps every state, decay and input here, O(B' L E N) memory per block in training; the
+    # default ``selective_scan`` runs this forward with a recomputing backward (sfc.models.mamba_scan).
     h = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])  # (B', E, N)
     ys = []
     for start in range(0, u.shape[1], chunk_size):
@@ -161,12 +164,14 @@ def selective_scan_parallel(
 def selective_scan(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor
 ) -> torch.Tensor:
-    """Pure-PyTorch selective scan used by ``Mamba``: the chunked scan, on every device.
+    """Pure-PyTorch selective scan used by ``Mamba``: the chunked scan with a recomputing backward.
 
-    The parallel scan launches fewer kernels, but its O(B' L E N log Q) autograd memory (tens of GB per
-    block at training batch sizes, B' = B*T in the thousands) rules it out as the default.
+    Same forward as ``selective_scan_chunked`` (bitwise), but its custom backward recomputes each
+    chunk's states instead of letting autograd keep every (B', E, N) state, decay and input (3 L B' E N
+    numbers per block), so training memory grows like the activations. The parallel scan launches fewer
+    kernels, but its O(B' L E N log Q) autograd memory rules it out as the default.
     """
-    return selective_scan_chunked(u, delta, A, B, C)
+    return selective_scan_recomputed(u, delta, A, B, C)
 
 
 @functools.lru_cache(maxsize=1)

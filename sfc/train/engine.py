@@ -100,9 +100,12 @@ class Run:
     step: int = 0
     topk: list[ckpt.TopEntry] = field(default_factory=list)
     ddp: nn.Module | None = None  # the DDP wrapper when world_size > 1
+    compiled: nn.Module | None = None  # torch.compile of the training net (config.compile)
 
     @property
     def net(self) -> nn.Module:
+        if self.compiled is not None:
+            return self.compiled
         return self.ddp if self.ddp is not None else self.model
 
     @property
@@ -217,7 +220,18 @@ def setup_run(experiment: str, config: TrainConfig, paths: RunPaths, device: str
         run.ddp = DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None
         )
+    compile_net(run)
     return run
+
+
+def compile_net(run: Run) -> None:
+    """Wrap the training net in ``torch.compile`` when ``config.compile`` asks for it.
+
+    Same weights and state dict (the compiled module shares the parameters); checkpoints, EMA and
+    validation keep using the plain model. The complex mask and the iSTFT fall back to eager.
+    """
+    if run.config.compile:
+        run.compiled = torch.compile(run.ddp if run.ddp is not None else run.model)
 
 
 def run_provenance(run: Run) -> dict[str, Any]:

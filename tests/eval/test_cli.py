@@ -88,6 +88,28 @@ def test_separate_clear_errors(tmp_path, checkpoint, capsys):
     (tmp_path / "bad.wav").write_bytes(b"junk")
     rc = main(["separate", str(checkpoint), str(tmp_path / "bad.wav"), "--out", str(tmp_path)])
     assert rc == 2 and "cannot read audio file" in capsys.readouterr().err
+    rc = main(
+        ["separate", str(checkpoint), str(tmp_path / "a.wav"), "--out", str(tmp_path)]
+        + ["--threads", "0"]
+    )
+    assert rc == 2 and "--threads must be >= 1" in capsys.readouterr().err
+
+
+def test_separate_threads_and_bf16_precision(tmp_path, checkpoint, monkeypatch):
+    """--threads sets torch's threads; --precision bf16 reaches separate_track."""
+    from sfc.eval import separate_cli
+
+    seen = {}
+    real = separate_cli.separate_track
+    monkeypatch.setattr(
+        separate_cli, "separate_track", lambda *a, **k: seen.update(k) or real(*a, **k)
+    )
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.update(threads=n))
+    _wav(tmp_path / "a.wav", 0.3, 2)
+    argv = ["separate", str(checkpoint), str(tmp_path / "a.wav"), "--out", str(tmp_path / "o")]
+    assert main(argv + ["--precision", "bf16", "--threads", "1"]) == 0
+    assert seen["precision"] == "bf16" and seen["threads"] == 1
+    assert len(list((tmp_path / "o" / "a").glob("*.wav"))) == 4  # one stem per source
 
 
 @pytest.fixture()

@@ -113,3 +113,18 @@ def test_real_tiny_model_single_chunk_equals_direct_call_and_batching_is_invisib
     assert a.shape == (4, 2, mix.shape[-1]) and torch.isfinite(a).all()
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(a, one_chunk, atol=1e-4)  # chunking does change a real model's output
+
+
+def test_bf16_precision_on_cpu_is_opt_in_and_close(tiny_model):
+    """``precision="bf16"`` autocasts on CPU (outputs change a little); auto and fp32 are the fp32 path."""
+    sr = tiny_model.sample_rate
+    mix = 0.1 * torch.randn(2, int(0.5 * sr))
+    kwargs = dict(chunk_seconds=0.5, shift_seconds=0.25)
+    auto = separate_track(tiny_model, mix, **kwargs)
+    assert torch.equal(separate_track(tiny_model, mix, precision="fp32", **kwargs), auto)
+    bf16 = separate_track(tiny_model, mix, precision="bf16", **kwargs)
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, auto)
+    snr = 10 * torch.log10(auto.square().sum() / (bf16 - auto).square().sum())
+    assert snr > 20.0  # bf16 has 8 mantissa bits; the difference stays small
+    with pytest.raises(ValueError, match="precision"):
+        separate_track(tiny_model, mix, precision="fp16", **kwargs)

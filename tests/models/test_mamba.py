@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from sfc.models.mamba import (
     selective_scan_naive,
     selective_scan_parallel,
 )
+from sfc.models.mamba_scan import selective_scan_recomputed
 
 from .conftest import mamba_ssm_reference
 
@@ -48,7 +50,11 @@ EXPECTED_STATE = {
         "out_proj.weight": (32, 64),
     },
 }
-SCANS = {"chunked": selective_scan_chunked, "parallel": selective_scan_parallel}
+SCANS = {
+    "chunked": selective_scan_chunked,
+    "parallel": selective_scan_parallel,
+    "recomputed": selective_scan_recomputed,
+}
 # SFC-Mamba small (spec §6.1): d_model 32, d_state 8, d_conv 4, expand 1; sequences of F + K = 1025 + 64
 SMALL = {"d_model": 32, "d_state": 8, "d_conv": 4, "expand": 1}
 SMALL_LENGTH = 1089
@@ -87,9 +93,66 @@ def test_scan_is_finite_for_huge_steps(name):
     torch.testing.assert_close(out, selective_scan_naive(*inputs), rtol=1e-5, atol=1e-4)
 
 
-def test_default_scan_is_the_chunked_scan():
+def test_default_scan_is_the_recomputing_scan():
     inputs = [t.detach() for t in scan_inputs()]
-    assert torch.equal(selective_scan(*inputs), selective_scan_chunked(*inputs))
+    assert torch.equal(selective_scan(*inputs), selective_scan_recomputed(*inputs))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 16, 64, 200])
+def test_recomputed_scan_equals_autograd_through_the_chunked_scan(chunk):
+    """Outputs and all five gradients to 1e-6 relative (fp32) of the formulation autograd stores."""
+    torch.manual_seed(1)
+    inputs = scan_inputs(batch=4, length=150, inner=16, num_state=8)
+    weight = torch.randn(4, 150, 16)  # a loss that weights every output differently
+    results = []
+    for scan in (selective_scan_chunked, selective_scan_recomputed):
+        out = scan(*inputs, chunk_size=chunk)
+        results.append([out, *torch.autograd.grad((out * weight).sum(), inputs)])
+    for name, ours, ref in zip(["y", "du", "ddelta", "dA", "dB", "dC"], *results):
+        rel = ((ours - ref).abs().max() / ref.abs().max()).item()
+        assert rel < 1e-6, f"{name}: relative difference {rel:.1e}"
+
+
+def test_recomputed_scan_gradcheck_float64():
+    inputs = [
+        t.detach().double()[:2, :23].requires_grad_() if t.dim() == 3 else t for t in scan_inputs()
+    ]
+    inputs[2] = inputs[2].detach().double().requires_grad_()  # A
+    assert torch.autograd.gradcheck(
+        lambda *a: selective_scan_recomputed(*a, chunk_size=5), inputs, eps=1e-6, atol=1e-5
+    )
+
+
+def _saved_numel(scan, inputs) -> int:
+    """Numbers autograd keeps for the backward of one scan call (saved tensors, by storage)."""
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes() // t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        scan(*inputs)
+    return sum(seen.values())
+
+
+def test_recomputed_scan_keeps_no_per_step_states():
+    batch, length, inner, num_state = 2, 256, 8, 4
+    inputs = scan_inputs(batch, length, inner, num_state)
+    per_step_states = batch * length * inner * num_state
+    inputs_numel = sum(t.numel() for t in inputs)
+    lean = _saved_numel(selective_scan_recomputed, inputs)
+    assert (
+        lean <= inputs_numel + per_step_states // 16
+    )  # inputs + one entry state per 16-step chunk
+    assert (
+        _saved_numel(selective_scan_chunked, inputs) >= 3 * per_step_states
+    )  # states, decays, inputs
+
+
+def test_recomputed_scan_rejects_bad_chunk_size():
+    with pytest.raises(ValueError, match="chunk_size"):
+        selective_scan_recomputed(*[t.detach() for t in scan_inputs()], chunk_size=0)
 
 
 @pytest.mark.parametrize(("d_state", "expand"), list(EXPECTED_STATE))
@@ -274,3 +337,22 @@ def test_pure_path_matches_mamba_ssm_on_cuda():
     fused = Mamba(32).cuda()
     fused.load_state_dict(ref.state_dict())
     assert (fused(x) - y_ref).abs().max().item() < 1e-5  # our kernel dispatch == mamba_ssm's
+
+
+def test_mamba_block_outputs_and_gradients_match_the_reference_scan():
+    """Module level: the block with the recomputing scan vs the stored-autograd scan, <= 5e-6."""
+    from sfc.bench.reference import reference_formulation
+
+    torch.manual_seed(0)
+    block = Mamba(32)
+    x = torch.randn(6, 300, 32, requires_grad=True)
+    results = []
+    for reference in (False, True):
+        block.zero_grad()
+        x.grad = None
+        with reference_formulation() if reference else contextlib.nullcontext():
+            y = block(x)
+            (y * torch.cos(torch.arange(y.numel()).view_as(y))).sum().backward()
+        results.append([y.detach(), x.grad] + [p.grad.clone() for p in block.parameters()])
+    for ours, ref in zip(*results):
+        assert (ours - ref).abs().max().item() <= 5e-6 * max(1.0, ref.abs().max().item())

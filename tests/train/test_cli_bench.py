@@ -77,3 +77,23 @@ def test_train_step_benchmark_runs_on_cpu(capsys):
     assert result["steps"] == 2 and result["median_step_s"] > 0 and result["peak_memory_gib"] > 0
     assert result["autocast_bf16"] is False and math.isfinite(result["final_loss"])
     assert 0.1 < result["params_m"] < 1.0
+
+
+def test_train_step_benchmark_compile_and_reference_switches(monkeypatch, capsys):
+    """--compile goes through train.compile (torch.compile, spied here: compiling takes minutes);
+    --reference runs the pre-issue-12 formulation and restores it afterwards."""
+    import torch
+
+    from sfc.models.tf_locoformer import ConvSwiGLU
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module: compiled.append(module) or module)
+    forward = ConvSwiGLU.forward
+    argv = ["--experiment", EXPERIMENT, "--steps", "1", "--warmup", "0", "--batch-size", "1"]
+    argv += ["--segment-seconds", "0.25", "--device", "cpu", "--json", "--threads", "1"]
+    assert train_step.main(argv + ["--compile", "--reference"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["compile"] and result["reference"] and result["threads"] == 1
+    assert len(compiled) == 1 and compiled[0].__class__.__name__ == "SeparationModel"
+    assert result["first_step_s"] > 0 and math.isfinite(result["final_loss"])
+    assert ConvSwiGLU.forward is forward

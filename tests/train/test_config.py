@@ -34,6 +34,7 @@ def test_defaults_are_the_paper_mss_recipe():
         5,
     )
     assert (cfg.valid_chunk_seconds, cfg.valid_shift_seconds) == (12.0, 6.0)
+    assert cfg.compile is False  # torch.compile is opt-in, not the paper's recipe
 
 
 def test_paper_cass_recipe():
@@ -108,6 +109,7 @@ def test_unknown_key_is_an_error_naming_it(tmp_path):
         ("batch_size=two", "batch_size must be int"),
         ("batch_size=0", "batch_size must be >= 1"),
         ("precision=fp16", "precision"),
+        ("compile=maybe", "compile must be bool"),
         ("betas=[0.9]", "betas must be a list of 2"),
         ("lr", "key=value"),
         ("task=cass", "does not match"),
