@@ -135,7 +135,8 @@ def test_evaluate_writes_tables_and_resumes(tmp_path, checkpoint, fake_tracks, c
     assert main(args) == 0
     table = pd.read_csv(tmp_path / "scores.csv")
     assert list(table.columns) == ["experiment", "track", "target", "metric", "value"]
-    assert len(table) == 2 * 4 * 3 and set(table["metric"]) == {"usdr", "csdr", "spec_snr"}
+    assert len(table) == 2 * 4 * 4
+    assert set(table["metric"]) == {"usdr", "csdr", "spec_snr", "mdx_sdr"}
     assert table["value"].notna().all() and (table["experiment"] == EXP).all()
     summary = json.loads((tmp_path / "scores.json").read_text())
     assert summary["num_tracks"] == 2 and summary["provenance"]["versions"]["torch"]
