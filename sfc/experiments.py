@@ -270,6 +270,21 @@ PAPER_TABLES: dict[str, list[str]] = {
         "mss-sfc_ca-small-k64-bandmask",
         "mss-sfc_ca-small-k64",
     ],
+    # Not in the SFC paper: the baselines of the project's other papers beside the SFC small models
+    # (LightSAFT-Net as released, 9 and 7 blocks; MSTFA (reconstructed) as the U-Net host with its
+    # two ablations and as the pipeline's separator, to compare with TF-Locoformer all else equal).
+    "baselines": [
+        "mss-lightsaft-mdx",
+        "mss-lightsaft-mdx7",
+        "mss-mstfa_unet-vocals",
+        "mss-mstfa_unet-vocals-ms1",
+        "mss-mstfa_unet-vocals-noattn",
+        "mss-band_split-small-k64-mstfa",
+        "mss-band_split-small-k64-mstfa-ms1",
+        "mss-band_split-small-k64",
+        "mss-sfc_ca-small-k64",
+        "mss-sfc_mamba-small-k64",
+    ],
 }
 
 

@@ -25,11 +25,13 @@ from sfc.models.mstfa import MSTFABlock
 from sfc.models.unet import TDF, TFC, SpectrogramUNetModel, down, first_conv, last_conv, up
 
 # ASSUMPTION (mstfa.md §3.2): base C = D = 48, H = 6 (2 heads per scale); small C = D = 24, H = 3
-# (the spec's low-memory fallback); tiny is ours, for CPU demos and tests.
+# (the spec's low-memory fallback); MSTFA blocks at every level (attn_levels None). tiny is ours, for
+# CPU demos and tests: attention only on the 2 innermost levels (the middle and the f = 512 levels),
+# since frequency attention over 1,024 bins costs ~10x the rest of the tiny model on a CPU.
 MSTFA_UNET_DIMS: dict[str, dict[str, Any]] = {
-    "base": dict(num_blocks=9, channels=48, num_heads=6, num_tfc_layers=5),
-    "small": dict(num_blocks=9, channels=24, num_heads=3, num_tfc_layers=5),
-    "tiny": dict(num_blocks=5, channels=12, num_heads=3, num_tfc_layers=2),
+    "base": dict(num_blocks=9, channels=48, num_heads=6, num_tfc_layers=5, attn_levels=None),
+    "small": dict(num_blocks=9, channels=24, num_heads=3, num_tfc_layers=5, attn_levels=None),
+    "tiny": dict(num_blocks=5, channels=12, num_heads=3, num_tfc_layers=2, attn_levels=2),
 }
 
 
@@ -38,7 +40,9 @@ class MSTFAUNet(SpectrogramUNetModel):
 
     Args:
         config: model config (family ``mstfa_unet``; ``scales`` and ``attention`` are the ablations).
-        num_blocks, channels, num_heads, num_tfc_layers: override MSTFA_UNET_DIMS.
+        num_blocks, channels, num_heads, num_tfc_layers, attn_levels: override MSTFA_UNET_DIMS
+            (attn_levels: MSTFA blocks only on this many innermost levels, the middle counting as
+            one; None = every level).
     """
 
     def __init__(self, config: ModelConfig, **overrides: Any) -> None:
@@ -47,11 +51,13 @@ class MSTFAUNet(SpectrogramUNetModel):
         super().__init__(config, num_down)
         freqs = [(config.n_fft // 2) >> i for i in range(num_down + 1)]
         layers, in_ch = dims["num_tfc_layers"], 2 * config.num_channels
+        inner = num_down + 1 if dims["attn_levels"] is None else dims["attn_levels"]
 
         def level(in_channels: int, f: int) -> nn.Sequential:
+            depth = freqs.index(f)  # 0 = outermost level, num_down = middle
             attn = (
                 MSTFABlock(d, dims["num_heads"], config.scales)
-                if config.attention
+                if config.attention and depth > num_down - inner
                 else nn.Identity()
             )
             return nn.Sequential(TFC(in_channels, d, layers), TDF(d, f), attn)
