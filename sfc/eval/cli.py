@@ -95,14 +95,15 @@ def check_experiment(ckpt: dict, experiment: str | None, path: Path) -> str:
     return experiment or stored or path.stem
 
 
-def check_task(model, task: str, experiment: str | None) -> None:
-    """UserError when the model (or ``--experiment``) does not fit ``--task``."""
+def check_task(model, task: str, experiment: str | None, label: str | None = None) -> None:
+    """UserError when the model (or ``--experiment``) does not fit ``--task``; ``label`` is the
+    experiment the checkpoint records (its targets decide the number of sources)."""
     from sfc.experiments import TASKS, parse_experiment
 
     if experiment and parse_experiment(experiment).task != task:
         raise UserError(f"experiment {experiment!r} is not a {task!r} experiment")
     spec = TASKS[task]
-    targets = model_targets(experiment, task)
+    targets = model_targets(label or experiment, task)
     if (model.num_channels, model.num_sources) != (spec.num_channels, len(targets)):
         raise UserError(
             f"the model separates {model.num_sources} source(s) from {model.num_channels}-channel audio; "
@@ -197,7 +198,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--device cuda given but CUDA is not available on this machine")
     model, ckpt = load_model(args.model, map_location="cpu")
     experiment = check_experiment(ckpt, args.experiment, args.model)
-    check_task(model, args.task, args.experiment)
+    check_task(model, args.task, args.experiment, experiment)
     model.to(device)
     refs = list_tracks(args.data_root, args.task, args.split)
     if args.limit_tracks is not None:
