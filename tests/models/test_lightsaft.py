@@ -71,8 +71,7 @@ def test_padding_is_the_smallest_multiple_of_16_frames(length):
 def test_attention_weights_depend_only_on_the_condition():
     torch.manual_seed(0)
     model = build_model("mss-lightsaft-tiny").eval()
-    seen = []
-    hook = lambda mod, args, out: seen.append(out.detach())  # noqa: E731
+    seen = []  # the block's alpha, recomputed from the embedding it was called with
     block: LightSAFT = model.enc_saft[0]
     handle = block.register_forward_hook(lambda m, a, o: seen.append(m.weights(a[1]).detach()))
     with torch.no_grad():
@@ -80,7 +79,6 @@ def test_attention_weights_depend_only_on_the_condition():
         model(10 * torch.randn(1, 2, 8_000), torch.tensor([1]))
         model(torch.randn(1, 2, 8_000), torch.tensor([2]))
     handle.remove()
-    del hook
     torch.testing.assert_close(seen[0], seen[1])
     assert not torch.allclose(seen[0], seen[2])
     torch.testing.assert_close(seen[0].sum(), torch.tensor(1.0))
@@ -145,3 +143,15 @@ def test_lightsaft_ids_round_trip():
         exp = parse_experiment(exp_id)
         assert exp.id == exp_id and exp.family == "lightsaft"
     assert parse_experiment("cass-lightsaft-tiny").model_config().num_channels == 1
+
+
+def test_lightsaft_block_mixes_latent_sources_with_alpha_by_hand():
+    """z = sum_s alpha_s V[..., s, :] with V the analysis output read as S groups of b features."""
+    torch.manual_seed(4)
+    block = LightSAFT(channels=3, freqs=64, num_latent=4, dk=8, emb_dim=5).eval()
+    x, emb = torch.randn(2, 3, 6, 64), torch.randn(2, 5)
+    feats = block.analysis(x)  # (B, D, T, S·b), b = 16
+    alpha = torch.softmax((block.query(emb) @ block.keys) / 8**0.5, dim=-1)  # (B, S)
+    mixed = sum(alpha[:, s, None, None, None] * feats[..., 16 * s : 16 * (s + 1)] for s in range(4))
+    torch.testing.assert_close(block(x, emb), block.synthesis(mixed))
+    assert block.bn_units == 16 and LightSAFT(16, 1024).bn_units == 64  # b = max(f // 16, 16)
