@@ -1,10 +1,17 @@
 """Experiment ids: one trained model = one id = one table cell.
 
-Grammar: ``<task>-<encoder>-<size>-k<bands>[-gru][-<variant>...][-s<seed>]``
+Grammar: ``<task>-<encoder>-<size>-k<bands>[-gru|-mstfa][-<variant>...][-s<seed>]``, and for the
+baseline U-Net families (sfc/models/lightsaft.py, sfc/models/mstfa_unet.py):
+``<task>-lightsaft-<mdx|mdx7|tiny>[-s<seed>]`` and
+``<task>-mstfa_unet[-<tiny|small>]-<target>[-ms1][-noattn][-s<seed>]``
 
 * task: ``mss`` (MUSDB18-HQ, stereo, 4 stems) or ``cass`` (DnR v2, mono, 3 stems)
 * encoder: ``band_split``, ``sfc_ca``, ``sfc_mamba``; size: ``tiny``, ``small``, ``medium``
-* ``gru``: the GRU dual-path separator of the separator-swap table instead of TF-Locoformer
+* ``gru``: the GRU dual-path separator of the separator-swap table instead of TF-Locoformer;
+  ``mstfa``: the MSTFA (reconstructed) separator (``ms1`` after it: single-scale ablation)
+* ``lightsaft``: LightSAFT-Net, conditioned, all sources (``mdx``: the released 9-block model)
+* ``mstfa_unet``: MSTFA (reconstructed) U-Net host, a dedicated single-``target`` model (default size
+  ``base``); ``ms1``: scales (1,) instead of (1, 2, 4); ``noattn``: without the MSTFA blocks
 * variants (ablations, spec §11), each allowed for one encoder only, in the order listed below
 * ``s<seed>``: a repeat with another training seed (default seed: 2026)
 
@@ -21,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sfc.errors import UserError
-from sfc.models.config import ENCODERS, SIZES, ModelConfig
+from sfc.models.config import ENCODERS, FAMILY_SIZES, SIZES, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "uniform": ("sfc_mamba", {"query_placement": "uniform"}),
 }
 _VARIANT_ORDER = list(VARIANTS)
+# MSTFA (reconstructed) ablations: tag -> (where it applies, ModelConfig overrides); mstfa.md §6.
+MSTFA_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ms1": ("mstfa separator or mstfa_unet", {"scales": (1,)}),
+    "noattn": ("mstfa_unet", {"attention": False}),
+}
 _CONFLICTS = [{"nobias", "fixedbias", "learnslope", "bandmask"}, {"startend", "uniform"}]
 
 
@@ -66,12 +78,20 @@ class Experiment:
     separator: str = "tf_locoformer"
     variants: tuple[str, ...] = ()
     seed: int = DEFAULT_SEED
+    family: str = "sfc"  # for the U-Net families, ``encoder`` holds the family name too
+    target: str | None = None  # a dedicated single-source model
 
     @property
     def id(self) -> str:
-        parts = [self.task, self.encoder, self.size, f"k{self.num_bands}"]
-        if self.separator == "gru":
-            parts.append("gru")
+        if self.family == "lightsaft":
+            parts = [self.task, self.family, self.size]
+        elif self.family == "mstfa_unet":
+            size = [] if self.size == "base" else [self.size]
+            parts = [self.task, self.family, *size, str(self.target)]
+        else:
+            parts = [self.task, self.encoder, self.size, f"k{self.num_bands}"]
+            if self.separator in ("gru", "mstfa"):
+                parts.append(self.separator)
         parts.extend(self.variants)
         if self.seed != DEFAULT_SEED:
             parts.append(f"s{self.seed}")
@@ -81,18 +101,37 @@ class Experiment:
     def task_spec(self) -> Task:
         return TASKS[self.task]
 
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The sources the model outputs, in its output order."""
+        return (self.target,) if self.target else TASKS[self.task].sources
+
+    @property
+    def target_indices(self) -> list[int]:
+        """Positions of ``targets`` in the task's source order (slice the references with them)."""
+        return [TASKS[self.task].sources.index(t) for t in self.targets]
+
     def model_config(self) -> ModelConfig:
         task = TASKS[self.task]
-        cfg = ModelConfig(
-            encoder=self.encoder,  # type: ignore[arg-type]
-            separator=self.separator,  # type: ignore[arg-type]
-            size=self.size,  # type: ignore[arg-type]
-            num_bands=self.num_bands,
-            num_channels=task.num_channels,
-            num_sources=len(task.sources),
-        )
+        if self.family != "sfc":
+            cfg = ModelConfig(
+                family=self.family,  # type: ignore[arg-type]
+                size=self.size,  # type: ignore[arg-type]
+                num_channels=task.num_channels,
+                num_sources=len(self.targets),
+                hop_length=1024,  # PAPER: lightsaft.md §2 / ASSUMPTION: mstfa.md §2 host U
+            )
+        else:
+            cfg = ModelConfig(
+                encoder=self.encoder,  # type: ignore[arg-type]
+                separator=self.separator,  # type: ignore[arg-type]
+                size=self.size,  # type: ignore[arg-type]
+                num_bands=self.num_bands,
+                num_channels=task.num_channels,
+                num_sources=len(task.sources),
+            )
         for tag in self.variants:
-            cfg = replace(cfg, **VARIANTS[tag][1])
+            cfg = replace(cfg, **(VARIANTS.get(tag) or MSTFA_VARIANTS[tag])[1])
         return cfg
 
 
@@ -101,6 +140,8 @@ def parse_experiment(exp_id: str) -> Experiment:
     if not isinstance(exp_id, str) or not exp_id:
         raise UserError(f"experiment id must be a non-empty string, got {exp_id!r}")
     parts = exp_id.split("-")
+    if len(parts) >= 2 and parts[1] in FAMILY_SIZES and parts[1] != "sfc":
+        return _parse_family(exp_id, parts)
     if len(parts) < 4:
         raise UserError(
             f"unknown experiment id {exp_id!r}: expected <task>-<encoder>-<size>-k<bands>[-gru][-variant...]"
@@ -124,10 +165,12 @@ def parse_experiment(exp_id: str) -> Experiment:
             f"unknown experiment id {exp_id!r}: bands {bands!r} must look like k64 (2..1025)"
         )
     separator, variants, seed = "tf_locoformer", [], DEFAULT_SEED
-    if rest and rest[0] == "gru":
-        separator, rest = "gru", rest[1:]
+    if rest and rest[0] in ("gru", "mstfa"):
+        separator, rest = rest[0], rest[1:]
     if rest and re.fullmatch(r"s[0-9]+", rest[-1]):
         seed, rest = int(rest[-1][1:]), rest[:-1]
+    if separator == "mstfa" and rest[:1] == ["ms1"]:
+        variants, rest = ["ms1"], rest[1:]
     for tag in rest:
         if tag not in VARIANTS:
             raise UserError(
@@ -138,9 +181,8 @@ def parse_experiment(exp_id: str) -> Experiment:
                 f"experiment id {exp_id!r}: variant {tag!r} applies to {VARIANTS[tag][0]}, not {encoder}"
             )
         variants.append(tag)
-    if len(set(variants)) != len(variants) or variants != sorted(
-        variants, key=_VARIANT_ORDER.index
-    ):
+    own = [v for v in variants if v in VARIANTS]
+    if len(set(own)) != len(own) or own != sorted(own, key=_VARIANT_ORDER.index):
         raise UserError(
             f"experiment id {exp_id!r}: variants must be unique and in the order {_VARIANT_ORDER}"
         )
@@ -151,6 +193,42 @@ def parse_experiment(exp_id: str) -> Experiment:
             )
     exp = Experiment(task, encoder, size, int(match.group(1)), separator, tuple(variants), seed)
     exp.model_config()  # validates the combination
+    return exp
+
+
+def _parse_family(exp_id: str, parts: list[str]) -> Experiment:
+    """The U-Net family ids: ``<task>-lightsaft-<size>``, ``<task>-mstfa_unet[-<size>]-<target>``."""
+    task, family, *rest = parts
+    if task not in TASKS:
+        raise UserError(
+            f"unknown experiment id {exp_id!r}: task {task!r} is not one of {sorted(TASKS)}"
+        )
+    seed = DEFAULT_SEED
+    if rest and re.fullmatch(r"s[0-9]+", rest[-1]):
+        seed, rest = int(rest[-1][1:]), rest[:-1]
+    sizes = FAMILY_SIZES[family]
+    if family == "lightsaft":
+        if len(rest) != 1 or rest[0] not in sizes:
+            raise UserError(
+                f"unknown experiment id {exp_id!r}: expected <task>-lightsaft-<size>[-s<seed>], "
+                f"size one of {list(sizes)}"
+            )
+        return Experiment(task, family, rest[0], 0, "", (), seed, family)
+    size = rest.pop(0) if rest and rest[0] in sizes and rest[0] != "base" else "base"
+    sources = TASKS[task].sources
+    if not rest or rest[0] not in sources:
+        raise UserError(
+            f"unknown experiment id {exp_id!r}: expected <task>-mstfa_unet[-<size>]-<target>"
+            f"[-ms1][-noattn][-s<seed>], target one of {list(sources)}"
+        )
+    target, tags = rest[0], rest[1:]
+    if tags not in ([], ["ms1"], ["noattn"], ["ms1", "noattn"]):
+        raise UserError(
+            f"unknown experiment id {exp_id!r}: after the target only -ms1 and -noattn (in this "
+            f"order) may follow, got {tags}"
+        )
+    exp = Experiment(task, family, size, 0, "", tuple(tags), seed, family, target)
+    exp.model_config()
     return exp
 
 
@@ -191,6 +269,21 @@ PAPER_TABLES: dict[str, list[str]] = {
         "mss-band_split-small-k64",
         "mss-sfc_ca-small-k64-bandmask",
         "mss-sfc_ca-small-k64",
+    ],
+    # Not in the SFC paper: the baselines of the project's other papers beside the SFC small models
+    # (LightSAFT-Net as released, 9 and 7 blocks; MSTFA (reconstructed) as the U-Net host with its
+    # two ablations and as the pipeline's separator, to compare with TF-Locoformer all else equal).
+    "baselines": [
+        "mss-lightsaft-mdx",
+        "mss-lightsaft-mdx7",
+        "mss-mstfa_unet-vocals",
+        "mss-mstfa_unet-vocals-ms1",
+        "mss-mstfa_unet-vocals-noattn",
+        "mss-band_split-small-k64-mstfa",
+        "mss-band_split-small-k64-mstfa-ms1",
+        "mss-band_split-small-k64",
+        "mss-sfc_ca-small-k64",
+        "mss-sfc_mamba-small-k64",
     ],
 }
 

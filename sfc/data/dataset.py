@@ -39,6 +39,7 @@ class DynamicMixDataset(torch.utils.data.Dataset):
         segment_seconds: crop length (PAPER: 6 s); at most the cache's segment length.
         source_dropout: per-source dropout probability; None = the task's value (spec §8).
         gain_db: gains are uniform in [-gain_db, +gain_db] dB.
+        normalize: RMS-normalise each source before the gain (False: raw levels).
         seed: base seed (PAPER: 2026).
 
     Shapes:
@@ -54,6 +55,7 @@ class DynamicMixDataset(torch.utils.data.Dataset):
         source_dropout: float | None = None,
         gain_db: float = 10.0,
         seed: int = DEFAULT_SEED,
+        normalize: bool = True,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.index = read_index(self.cache_dir)
@@ -64,6 +66,7 @@ class DynamicMixDataset(torch.utils.data.Dataset):
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"source_dropout must lie in [0, 1), got {self.dropout}")
         self.gain_db = float(gain_db)
+        self.normalize = bool(normalize)
         self.segment_samples = int(self.index["segment_samples"])
         self.length = int(round(segment_seconds * self.index["sample_rate"]))
         if not 0 < self.length <= self.segment_samples:
@@ -137,6 +140,8 @@ class DynamicMixDataset(torch.utils.data.Dataset):
                 continue  # source dropout: the target is silent
             x = self.read_segment(n, seg, start)  # (C, L)
             rms = max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), RMS_EPS)
+            if not self.normalize:  # raw levels (the LightSAFT recipe, lightsaft.md §4)
+                rms = 1.0
             sources[n] = x * np.float32(10.0 ** (gain / 20.0) / rms)
         mix = sources.sum(axis=0)  # (C, L)
         return torch.from_numpy(mix), torch.from_numpy(sources)

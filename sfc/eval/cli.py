@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from sfc.errors import UserError
 from sfc.eval.metrics import TASK_METRICS, score_track
-from sfc.eval.separate import separate_track
+from sfc.eval.separate import separate_track, separate_track_trimmed
 from sfc.eval.separate_cli import add_speed_arguments, apply_threads, check_chunking
 from sfc.eval.table import (
     aggregate_dict,
@@ -64,6 +64,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shift-seconds", type=float, default=6.0, help="chunk hop (paper: 6)")
     parser.add_argument("--batch-size", type=int, default=4, help="chunks per model call")
     add_speed_arguments(parser)
+    parser.add_argument(
+        "--chunking",
+        choices=["overlap", "trimmed"],
+        default="overlap",
+        help="overlap: the paper's overlap-averaged chunks; trimmed: LightSAFT-Net's non-overlapping "
+        "windows of --chunk-seconds with --trim-seconds cut at both ends (lightsaft.md §5)",
+    )
+    parser.add_argument(
+        "--trim-seconds",
+        type=float,
+        default=8_192 / 44_100,
+        help="trim of --chunking trimmed (default: 8,192 samples at 44.1 kHz)",
+    )
 
 
 def check_experiment(ckpt: dict, experiment: str | None, path: Path) -> str:
@@ -83,19 +96,32 @@ def check_experiment(ckpt: dict, experiment: str | None, path: Path) -> str:
     return experiment or stored or path.stem
 
 
-def check_task(model, task: str, experiment: str | None) -> None:
-    """UserError when the model (or ``--experiment``) does not fit ``--task``."""
+def check_task(model, task: str, experiment: str | None, label: str | None = None) -> None:
+    """UserError when the model (or ``--experiment``) does not fit ``--task``; ``label`` is the
+    experiment the checkpoint records (its targets decide the number of sources)."""
     from sfc.experiments import TASKS, parse_experiment
 
     if experiment and parse_experiment(experiment).task != task:
         raise UserError(f"experiment {experiment!r} is not a {task!r} experiment")
     spec = TASKS[task]
-    if (model.num_channels, model.num_sources) != (spec.num_channels, len(spec.sources)):
+    targets = model_targets(label or experiment, task)
+    if (model.num_channels, model.num_sources) != (spec.num_channels, len(targets)):
         raise UserError(
             f"the model separates {model.num_sources} source(s) from {model.num_channels}-channel audio; "
-            f"task {task!r} has {len(spec.sources)} sources ({', '.join(spec.sources)}) "
+            f"task {task!r} has {len(targets)} target(s) ({', '.join(targets)}) "
             f"in {spec.num_channels} channel(s)"
         )
+
+
+def model_targets(experiment: str | None, task: str) -> tuple[str, ...]:
+    """The sources a model outputs: its experiment's targets (a dedicated model has one), else the
+    task's sources."""
+    from sfc.experiments import TASKS, parse_experiment
+
+    try:
+        return parse_experiment(experiment).targets if experiment else TASKS[task].sources
+    except UserError:  # a free-form label (a checkpoint without a parseable id)
+        return TASKS[task].sources
 
 
 def provenance(device: torch.device) -> dict[str, Any]:
@@ -127,19 +153,32 @@ def score_one(
             f"track {ref.name}: {track.sample_rate} Hz, the model expects {model.sample_rate} Hz"
         )
     t0 = time.perf_counter()
-    est = separate_track(
-        model,
-        torch.from_numpy(track.mixture),
-        args.chunk_seconds,
-        args.shift_seconds,
-        args.batch_size,
-        precision=args.precision,
-    )  # (N, C, L)
+    mix = torch.from_numpy(track.mixture)
+    if args.chunking == "trimmed":
+        est = separate_track_trimmed(
+            model,
+            mix,
+            args.chunk_seconds,
+            args.trim_seconds,
+            args.batch_size,
+            precision=args.precision,
+        )  # (N, C, L)
+    else:
+        est = separate_track(
+            model,
+            mix,
+            args.chunk_seconds,
+            args.shift_seconds,
+            args.batch_size,
+            precision=args.precision,
+        )  # (N, C, L)
     t1 = time.perf_counter()
+    targets = model_targets(experiment, args.task)
+    index = [TASKS[args.task].sources.index(t) for t in targets]
     res = score_track(
-        track.sources,
+        track.sources[index],
         est.numpy(),
-        TASKS[args.task].sources,
+        targets,
         TASK_METRICS[args.task],
         track.sample_rate,
         args.csdr,
@@ -171,7 +210,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--device cuda given but CUDA is not available on this machine")
     model, ckpt = load_model(args.model, map_location="cpu")
     experiment = check_experiment(ckpt, args.experiment, args.model)
-    check_task(model, args.task, args.experiment)
+    check_task(model, args.task, args.experiment, experiment)
     model.to(device)
     refs = list_tracks(args.data_root, args.task, args.split)
     if args.limit_tracks is not None:
@@ -187,6 +226,8 @@ def main(args: argparse.Namespace) -> int:
         "csdr": args.csdr,
         "chunk_seconds": args.chunk_seconds,
         "shift_seconds": args.shift_seconds,
+        "chunking": args.chunking,
+        "trim_seconds": args.trim_seconds if args.chunking == "trimmed" else None,
         "device_type": device.type,
     }
     if args.precision != "auto":  # "auto" is what device_type implies; earlier results stay valid

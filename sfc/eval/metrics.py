@@ -10,6 +10,9 @@ PAPER: spec §9 and §14 items 5 and 12.
   by both mean and median (spec §14 item 5).
 * ``spec_snr`` (ablations): 10·log10(Σ|S|² / Σ|S − Ŝ|²) over the complex STFT (n_fft 2048, hop 512), per
   channel, mean over channels (spec §14 item 12).
+* ``mdx_sdr`` (MSS, for the LightSAFT-Net comparison): the MDX-challenge SDR,
+  10·log10((Σ s² + ε) / (Σ (s − ŝ)² + ε)) summed over all samples **and channels together**, ε = 1e-7;
+  aggregated by the mean over tracks (lightsaft.md §5, `evaluator/music_demixing.py`).
 
 Every array is (N, C, L) = (sources, channels, samples), float; values are float dB.
 """
@@ -26,11 +29,12 @@ from sfc.eval.bsseval import CsdrBackend, pad_or_truncate, sdr_frames
 
 SNR_EPS = 1e-8  # PAPER: spec §9 "ε 1e-8"
 SI_SDR_CLAMP_DB = 80.0  # PAPER: spec §9 (fast_bss_eval clamp_db=80)
+MDX_EPS = 1e-7  # PAPER: lightsaft.md §5 (MDX challenge evaluator)
 TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "mss": ("usdr", "csdr", "spec_snr"),
+    "mss": ("usdr", "csdr", "spec_snr", "mdx_sdr"),
     "cass": ("snr", "si_sdr", "spec_snr"),
 }
-METRICS: tuple[str, ...] = ("usdr", "csdr", "snr", "si_sdr", "spec_snr")
+METRICS: tuple[str, ...] = ("usdr", "csdr", "snr", "si_sdr", "spec_snr", "mdx_sdr")
 
 
 def _as_f64(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -60,6 +64,18 @@ def usdr(references: np.ndarray, estimates: np.ndarray, eps: float = SNR_EPS) ->
         references, estimates: (N, C, L) -> (N,)
     """
     return snr(references, estimates, eps).mean(-1)
+
+
+def mdx_sdr(references: np.ndarray, estimates: np.ndarray, eps: float = MDX_EPS) -> np.ndarray:
+    """MDX-challenge SDR per source: channels pooled, no frames, no BSSEval filters.
+
+    Shapes:
+        references, estimates: (N, C, L) -> (N,)
+    """
+    ref, est = _as_f64(references), _as_f64(estimates)
+    num = np.square(ref).sum((-2, -1)) + eps  # (N,)
+    den = np.square(ref - est).sum((-2, -1)) + eps  # (N,)
+    return 10.0 * np.log10(num / den)
 
 
 def si_sdr(
@@ -199,6 +215,8 @@ def score_track(
             per_source[name] = si_sdr(ref, est).mean(-1)
         elif name == "spec_snr":
             per_source[name] = spec_snr(ref, est)
+        elif name == "mdx_sdr":
+            per_source[name] = mdx_sdr(ref, est)
         elif name == "csdr":
             frames = csdr_frames(ref, est, sample_rate, csdr_backend)  # (N, T)
             per_source[name] = csdr(frames)

@@ -22,6 +22,59 @@ Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 
+def separate_track_trimmed(
+    model: nn.Module,
+    mix: torch.Tensor,
+    window_seconds: float = 261_120 / 44_100,
+    trim_seconds: float = 8_192 / 44_100,
+    batch_size: int = 4,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    precision: Precision = "auto",
+) -> torch.Tensor:
+    """Separate a whole track in non-overlapping trimmed windows (LightSAFT-Net's inference).
+
+    PAPER: lightsaft.md §5 (`test_lightsaft.py`, `SingleTrackSet`): the track is zero-padded by the trim
+    in front and by the trim plus the remainder at the end; windows hop by their centre
+    (window − 2·trim); the first and last ``trim`` samples of every output are cut off and the centres
+    concatenated, with no overlap-add. Defaults: window 261,120, trim 8,192 (MDX submission).
+
+    Shapes:
+        mix: (C, L) -> (N, C, L)
+    """
+    sample_rate = model.sample_rate
+    window, trim = round(window_seconds * sample_rate), round(trim_seconds * sample_rate)
+    centre = window - 2 * trim
+    if trim < 0 or centre < 1 or batch_size < 1 or mix.dim() != 2:
+        raise ValueError(
+            f"need a (C, L) mixture, 0 <= 2·trim < window and batch_size >= 1; got {tuple(mix.shape)}, "
+            f"window={window}, trim={trim}, batch_size={batch_size}"
+        )
+    device = torch.device(device) if device is not None else _model_device(model)
+    was_training = model.training
+    model.to(device).eval()
+    num_ch, length = mix.shape
+    num = max(1, math.ceil(length / centre))
+    padded = torch.zeros(num_ch, num * centre + 2 * trim, dtype=torch.float32)  # (C, L')
+    padded[:, trim : trim + length] = mix.detach().to("cpu", torch.float32)
+    out = torch.zeros(model.num_sources, num_ch, num * centre, dtype=torch.float32)
+    autocast = inference_autocast(device, precision)
+    starts = [i * centre for i in range(num)]
+    try:
+        for first in tqdm(
+            range(0, num, batch_size), desc="windows", disable=not progress, leave=False
+        ):
+            idx = range(first, min(first + batch_size, num))
+            chunks = torch.stack([padded[:, starts[i] : starts[i] + window] for i in idx])
+            with torch.no_grad(), autocast:
+                est = model(chunks.to(device)).float().cpu()  # (B, N, C, window)
+            for b, i in enumerate(idx):
+                out[..., starts[i] : starts[i] + centre] = est[b, ..., trim : trim + centre]
+    finally:
+        model.train(was_training)
+    return out[..., :length].contiguous()
+
+
 def chunk_starts(length: int, chunk: int, shift: int) -> list[int]:
     """Start samples of the chunks covering ``length`` samples.
 

@@ -75,7 +75,7 @@ def source_names(ckpt: dict, num_sources: int, num_channels: int) -> list[str]:
     exp = ckpt.get("experiment")
     if exp:
         try:
-            names = list(parse_experiment(exp).task_spec.sources)
+            names = list(parse_experiment(exp).targets)
             if len(names) == num_sources:
                 return names
         except UserError:

@@ -28,6 +28,7 @@ AGGREGATIONS: dict[str, tuple[str, ...]] = {
     "snr": ("mean",),
     "si_sdr": ("mean", "median"),
     "spec_snr": ("mean",),
+    "mdx_sdr": ("mean",),  # PAPER: lightsaft.md §5 (mean over songs of the mean over stems)
 }
 AVG = "avg"  # the pseudo-target "mean of the per-target aggregates" (paper's "avg" column)
 

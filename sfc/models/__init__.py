@@ -14,6 +14,7 @@ _EXPORTS = {
     "SeparationModel": "sfc.models.model",
     "ENCODER_BUILDERS": "sfc.models.registry",
     "SEPARATOR_BUILDERS": "sfc.models.registry",
+    "MODEL_BUILDERS": "sfc.models.registry",
     "build_model": "sfc.models.registry",
     "load_model": "sfc.models.registry",
     "model_checkpoint": "sfc.models.registry",

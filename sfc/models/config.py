@@ -11,16 +11,24 @@ from typing import Any, Literal
 
 from sfc.errors import UserError
 
+FamilyName = Literal["sfc", "lightsaft", "mstfa_unet"]
 EncoderName = Literal["band_split", "sfc_ca", "sfc_mamba"]
-SeparatorName = Literal["tf_locoformer", "gru"]
-SizeName = Literal["tiny", "small", "medium"]
+SeparatorName = Literal["tf_locoformer", "gru", "mstfa"]
+SizeName = Literal["tiny", "small", "medium", "mdx", "mdx7", "base"]
 QueryType = Literal["learnable", "adaptive"]
 PosBias = Literal["none", "fixed", "learnable_slope", "learnable", "band_mask"]
 Placement = Literal["middle", "start_end", "uniform"]
 
+FAMILIES: tuple[str, ...] = ("sfc", "lightsaft", "mstfa_unet")
 ENCODERS: tuple[str, ...] = ("band_split", "sfc_ca", "sfc_mamba")
-SEPARATORS: tuple[str, ...] = ("tf_locoformer", "gru")
+SEPARATORS: tuple[str, ...] = ("tf_locoformer", "gru", "mstfa")
 SIZES: tuple[str, ...] = ("tiny", "small", "medium")
+# Sizes of the U-Net families (sfc/models/lightsaft.py, sfc/models/mstfa_unet.py hold their values).
+FAMILY_SIZES: dict[str, tuple[str, ...]] = {
+    "sfc": SIZES,
+    "lightsaft": ("tiny", "mdx", "mdx7"),
+    "mstfa_unet": ("tiny", "small", "base"),
+}
 
 # PAPER: spec §7.2 (TF-Locoformer small / medium).
 # ASSUMPTION: `tiny` is not in the paper; it keeps every mechanism at a size a 2-core CPU trains in minutes.
@@ -45,9 +53,9 @@ CA_HEADS: dict[str, int] = {"tiny": 2, "small": 4, "medium": 4}
 DEFAULT_QUERY: dict[str, str] = {"sfc_ca": "learnable", "sfc_mamba": "adaptive"}
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
+    "family": FAMILIES,
     "encoder": ENCODERS,
     "separator": SEPARATORS,
-    "size": SIZES,
     "query": (None, "learnable", "adaptive"),
     "pos_bias": ("none", "fixed", "learnable_slope", "learnable", "band_mask"),
     "query_placement": ("middle", "start_end", "uniform"),
@@ -59,6 +67,9 @@ class ModelConfig:
     """Everything needed to build a separation model.
 
     Attributes:
+        family: ``sfc`` (the paper's SeparationModel: STFT, encoder, separator, decoder, mask) or one of
+            the baseline U-Net families ``lightsaft`` (LightSAFT-Net) and ``mstfa_unet`` (MSTFA U-Net,
+            reconstructed); the U-Net families ignore encoder, separator and num_bands.
         encoder: encoder/decoder pair (`band_split`, `sfc_ca`, `sfc_mamba`).
         separator: dual-path separator (`tf_locoformer`, `gru`).
         size: separator/encoder size (`tiny`, `small`, `medium`).
@@ -69,7 +80,11 @@ class ModelConfig:
         pos_bias: SFC-CA positional bias variant (spec §5.2, §11.3, §11.5).
         query_placement: SFC-Mamba query insertion (spec §6.1, §11.2).
         band_locality: False gives the band-split "no band locality" ablation (spec §11.1).
+        scales: MSTFA (reconstructed) key/value pooling scales, one per head group (mstfa.md §3.2).
+        attention: False removes the MSTFA blocks of the MSTFA U-Net (the "no attention" ablation).
     """
+
+    family: FamilyName = "sfc"
 
     encoder: EncoderName = "sfc_ca"
     separator: SeparatorName = "tf_locoformer"
@@ -84,8 +99,20 @@ class ModelConfig:
     pos_bias: PosBias = "learnable"
     query_placement: Placement = "middle"
     band_locality: bool = True
+    scales: tuple[int, ...] = (1, 2, 4)
+    attention: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "scales", tuple(self.scales))  # a list after a JSON round trip
+        if not self.scales or any(
+            not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in self.scales
+        ):
+            raise UserError(f"model config: scales must be positive integers, got {self.scales!r}")
+        if self.family in FAMILY_SIZES and self.size not in FAMILY_SIZES[self.family]:
+            raise UserError(
+                f"model config: size={self.size!r} is not one of {FAMILY_SIZES[self.family]} "
+                f"for the {self.family} family"
+            )
         for key, choices in _CHOICES.items():
             if getattr(self, key) not in choices:
                 raise UserError(

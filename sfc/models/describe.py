@@ -14,6 +14,7 @@ import statistics
 import time
 
 import torch
+from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -21,9 +22,12 @@ from sfc.experiments import parse_experiment
 from sfc.models import SeparationModel, build_model
 
 
-def count_parameters(model: SeparationModel) -> dict[str, int]:
-    """Trainable parameters of the whole model and of its parts."""
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters of the whole model and of its parts (encoder/decoder/separator for a
+    SeparationModel; the total only for the U-Net families)."""
     count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    if not isinstance(model, SeparationModel):
+        return {"total": count(model)}
     return {
         "total": count(model),
         "encoder": count(model.encoder),
@@ -32,7 +36,7 @@ def count_parameters(model: SeparationModel) -> dict[str, int]:
     }
 
 
-def flops_per_second(model: SeparationModel, seconds: float = 1.0) -> float:
+def flops_per_second(model: nn.Module, seconds: float = 1.0) -> float:
     """Forward FLOPs per second of audio, counted on one `seconds`-long random input."""
     was_training = model.training
     frozen = [p for p in model.parameters() if p.requires_grad]
@@ -53,7 +57,7 @@ def flops_per_second(model: SeparationModel, seconds: float = 1.0) -> float:
 
 @torch.no_grad()
 def real_time_factor(
-    model: SeparationModel, device: str = "cpu", seconds: float = 12.0, repeats: int = 5
+    model: nn.Module, device: str = "cpu", seconds: float = 12.0, repeats: int = 5
 ) -> float:
     """Median wall time of one forward pass on a `seconds`-long input divided by `seconds`."""
     device = torch.device(device)

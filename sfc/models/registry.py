@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from sfc.errors import UserError
 from sfc.models.config import ModelConfig
@@ -25,6 +26,13 @@ ENCODER_BUILDERS: dict[str, str] = {
 SEPARATOR_BUILDERS: dict[str, str] = {
     "tf_locoformer": "sfc.models.tf_locoformer:build",
     "gru": "sfc.models.gru:build",
+    "mstfa": "sfc.models.mstfa:build",
+}
+# Model families beside SeparationModel (family -> "module:function"), same outward contract
+# forward(mix (B, C, L)) -> (B, N, C, L).
+MODEL_BUILDERS: dict[str, str] = {
+    "lightsaft": "sfc.models.lightsaft:build",
+    "mstfa_unet": "sfc.models.mstfa_unet:build",
 }
 
 
@@ -33,18 +41,20 @@ def _resolve(spec: str):
     return getattr(importlib.import_module(module), func)
 
 
-def build_model(config: ModelConfig | str) -> SeparationModel:
-    """Build a model from a ModelConfig or an experiment id."""
+def build_model(config: ModelConfig | str) -> nn.Module:
+    """Build a model from a ModelConfig or an experiment id (SeparationModel or a U-Net family)."""
     if isinstance(config, str):
         from sfc.experiments import parse_experiment
 
         config = parse_experiment(config).model_config()
+    if config.family in MODEL_BUILDERS:
+        return _resolve(MODEL_BUILDERS[config.family])(config)
     encoder, decoder = _resolve(ENCODER_BUILDERS[config.encoder])(config)
     separator = _resolve(SEPARATOR_BUILDERS[config.separator])(config)
     return SeparationModel(config, encoder, separator, decoder)
 
 
-def model_checkpoint(model: SeparationModel, experiment: str | None = None, **extra: Any) -> dict:
+def model_checkpoint(model: nn.Module, experiment: str | None = None, **extra: Any) -> dict:
     """The dict a model file holds: constructor arguments, weights and provenance extras."""
     return {
         "experiment": experiment,
@@ -56,7 +66,7 @@ def model_checkpoint(model: SeparationModel, experiment: str | None = None, **ex
 
 def load_model(
     path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[SeparationModel, dict]:
+) -> tuple[nn.Module, dict]:
     """Load a model file written from ``model_checkpoint`` (or a training checkpoint holding one).
 
     Returns:

@@ -73,6 +73,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("si_sdr", "si_sdr", "median", "SI-SDR"),
     Column("si_sdr_mean", "si_sdr", "mean", "SI-SDR (mean)"),
     Column("spec_snr", "spec_snr", "mean", "SpecSNR"),
+    Column("mdx_sdr", "mdx_sdr", "mean", "MDX SDR"),
 )
 COST_COLUMNS: tuple[Column, ...] = (
     Column("params", "params", "mean", "params (M)"),
@@ -85,7 +86,13 @@ TITLES = {
     "cost": "Table C: model cost",
     "num_bands": "Table D: number of bands K",
     "separator": "Table E: GRU dual-path separator",
+    "baselines": (
+        "Baselines: LightSAFT-Net (faithful) and MSTFA (reconstructed) beside SFC, our test split "
+        "(paper values on other test sets are shown without a difference)"
+    ),
 }
+# tables whose rows also show the cost (GMAC/s) beside the parameter count
+COST_WITH_SCORES = ("baselines",)
 # paper column order of the stems; anything else follows alphabetically, "avg" last
 TARGET_ORDER = ("vocals", "bass", "drums", "other", "speech", "music", "sfx")
 
@@ -232,8 +239,9 @@ def build_table(
         scores = pd.DataFrame(columns=list(SCORE_COLUMNS))
     scores = scores[scores["experiment"].isin(experiments)]
     if table != "cost":  # score tables show the parameter count beside the metrics
-        values = values[values["column"] == "params"]
-        values = pd.concat([values, model_values(scores)])
+        keep = ("params", "flops") if table in COST_WITH_SCORES else ("params",)
+        values = values[values["column"].isin(keep)]
+        values = pd.concat([values, model_values(scores[scores["experiment"].isin(experiments)])])
     missing = sorted(set(experiments) - set(values["experiment"]))
     if missing:
         raise UserError(f"table {table}: no scores or description for {missing}")
@@ -249,7 +257,12 @@ def build_table(
             mean = float(np.nanmean(vals)) if np.isfinite(vals).any() else math.nan
             spread = float(np.nanstd(vals, ddof=1)) if np.isfinite(vals).sum() > 1 else math.nan
             paper = paper_value(table, ref, column, target)
-            diff = mean - paper if paper is not None and math.isfinite(mean) else math.nan
+            comparable = prow is None or prow.same_test_set
+            diff = (
+                mean - paper
+                if paper is not None and math.isfinite(mean) and comparable
+                else math.nan
+            )
             rows.append(
                 (
                     table,

@@ -21,7 +21,12 @@ import yaml
 from sfc.errors import UserError
 
 Precision = Literal["auto", "bf16", "fp32"]
-RECIPES: tuple[str, ...] = ("paper", "demo")
+LossName = Literal["thresholded_snr", "spec_mse"]
+OptimizerName = Literal["adamw", "adam"]
+ScheduleName = Literal["warmup_step", "constant"]
+ValMetric = Literal["thresholded_snr", "l1"]
+Chunking = Literal["overlap", "trimmed"]
+RECIPES: tuple[str, ...] = ("paper", "demo", "lightsaft", "mstfa")
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class TrainConfig:
     """Every training hyper-parameter. Steps are optimizer steps (one global batch each).
 
     Attributes:
-        recipe: name of the recipe the values came from (``paper`` or ``demo``).
+        recipe: name of the recipe the values came from (``paper``, ``demo``, ``lightsaft``, ``mstfa``).
         task: ``mss`` or ``cass``; must match the experiment id's task.
         total_steps: optimizer steps of the whole run.
         steps_per_epoch: steps per epoch (epoch = the dynamic-mixing dataset length / global batch).
@@ -57,14 +62,18 @@ class TrainConfig:
         decay_start: first step at which the step decay applies.
         decay_every: steps between two multiplications by ``decay_gamma``.
         decay_gamma: step-decay factor.
+        schedule: ``warmup_step`` (warm-up, constant, step decay) or ``constant`` (lr throughout).
         batch_size: the GLOBAL batch: examples per optimizer step over all processes (paper: 32).
         micro_batch_size: examples per forward/backward pass on one process (paper: 4 per GPU). With
             W processes each takes batch_size / W examples per step, in batch_size / W / micro
             forward/backward passes whose gradients are accumulated (see ``batch_plan``).
-        lr: peak learning rate (AdamW).
-        weight_decay: AdamW decoupled weight decay.
-        betas: AdamW betas.
-        grad_clip: max global gradient norm.
+        lr: peak learning rate.
+        optimizer: ``adamw`` (decoupled weight decay) or ``adam`` (plain Adam, L2 ``weight_decay``).
+        weight_decay: weight decay.
+        betas: Adam(W) betas.
+        grad_clip: max global gradient norm; None = no clipping (the norm is still logged).
+        loss: ``thresholded_snr`` (waveforms, the paper's) or ``spec_mse`` (MSE on the complex STFT in
+            the network's output layout; spectrogram U-Net families only).
         ema_decay: decay of the exponential moving average of the weights, updated every step.
         precision: ``auto`` = bf16 autocast on CUDA, fp32 on CPU.
         compile: run the training forward/backward through ``torch.compile`` (opt-in, ours: not in
@@ -73,11 +82,17 @@ class TrainConfig:
         segment_seconds: training segment length.
         source_dropout: probability of zeroing each source in a training mixture.
         gain_db: sources are scaled by a uniform random gain in [-gain_db, +gain_db] dB.
+        normalize_sources: RMS-normalise every source before the gain (False: raw levels).
         num_workers: DataLoader worker processes per rank (0 = load in the main process).
         valid_every_epochs: validate (and maybe enter the top-k) every this many epochs.
         num_valid_tracks: validate on the first this many valid tracks (None = all).
         valid_chunk_seconds: chunk length of chunked inference on whole tracks.
-        valid_shift_seconds: chunk shift of chunked inference.
+        valid_shift_seconds: chunk shift of chunked inference (``overlap`` chunking).
+        valid_chunking: ``overlap`` (the paper's overlap-averaged chunks) or ``trimmed`` (LightSAFT's
+            non-overlapping windows whose first and last ``valid_trim_seconds`` are cut off).
+        valid_trim_seconds: the trim of ``trimmed`` chunking.
+        val_metric: checkpoints are ranked by ``thresholded_snr`` (the training loss on whole tracks)
+            or ``l1`` (time-domain mean absolute error, LightSAFT's ``raw_l1``).
         valid_batch_size: chunks separated at once.
         top_k: number of best checkpoints (by validation loss) kept and averaged into the final model.
         checkpoint_every: steps between two resumable checkpoints (also written after each validation).
@@ -94,20 +109,24 @@ class TrainConfig:
     decay_start: int = 60_500
     decay_every: int = 220
     decay_gamma: float = 0.98
+    schedule: ScheduleName = "warmup_step"
     # optimisation. PAPER: spec §8: 8 GPUs x 4 = a global batch of 32, kept on any number of GPUs.
     batch_size: int = 32
     micro_batch_size: int = 4
     lr: float = 1e-3
+    optimizer: OptimizerName = "adamw"
     weight_decay: float = 1e-2
     betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 5.0
+    grad_clip: float | None = 5.0
     ema_decay: float = 0.999
     precision: Precision = "auto"
     compile: bool = False
+    loss: LossName = "thresholded_snr"
     # data
     segment_seconds: float = 6.0
     source_dropout: float = 0.1
     gain_db: float = 10.0
+    normalize_sources: bool = True
     num_workers: int = 4
     # validation and checkpoints
     valid_every_epochs: int = 5
@@ -115,6 +134,9 @@ class TrainConfig:
     valid_chunk_seconds: float = 12.0
     valid_shift_seconds: float = 6.0
     valid_batch_size: int = 4
+    valid_chunking: Chunking = "overlap"
+    valid_trim_seconds: float = 0.0
+    val_metric: ValMetric = "thresholded_snr"
     top_k: int = 5
     checkpoint_every: int = 110
     log_every: int = 10
@@ -145,6 +167,14 @@ class TrainConfig:
             raise UserError("train config: source_dropout and ema_decay must be in [0, 1)")
         if self.valid_shift_seconds > self.valid_chunk_seconds:
             raise UserError("train config: valid_shift_seconds must not exceed valid_chunk_seconds")
+        if not 0.0 <= 2 * self.valid_trim_seconds < self.valid_chunk_seconds:
+            raise UserError(
+                "train config: valid_trim_seconds must be >= 0 and under half of valid_chunk_seconds"
+            )
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise UserError(
+                f"train config: grad_clip must be positive or null (no clipping), got {self.grad_clip}"
+            )
 
     def batch_plan(self, world_size: int) -> BatchPlan:
         """How ``world_size`` processes make up the global batch; a UserError if they cannot."""
@@ -225,9 +255,52 @@ _DEMO: dict[str, dict[str, Any]] = {
 }
 
 
+# PAPER: lightsaft.md §4 (branch `lightsaft4dmx_9_256` + README command): Adam (no weight decay) at a
+# constant 5e-4, global batch 64 (16 per GPU x 4), no clipping, no EMA, raw levels (no per-stem
+# normalisation, gains or dropout), 261,120-sample windows (256 frames), spectrogram MSE, validation
+# every epoch by time-domain L1 on trimmed windows (trim 16,384 in the training code), one checkpoint.
+# ASSUMPTION (lightsaft.md §4 estimate, stated nowhere): ~200 steps per epoch, ~1.4e5 steps (694 epochs).
+# DEVIATION: bf16 autocast (precision auto) instead of fp16 AMP; the dynamic-mixing cache samples only
+# SAD-active 8-s segments where the authors sample anywhere in a track.
+_LIGHTSAFT: dict[str, dict[str, Any]] = {
+    "mss": dict(
+        recipe="lightsaft",
+        task="mss",
+        total_steps=139_000,
+        steps_per_epoch=200,
+        warmup_steps=0,
+        schedule="constant",
+        batch_size=64,
+        micro_batch_size=16,
+        lr=5e-4,
+        optimizer="adam",
+        weight_decay=0.0,
+        grad_clip=None,
+        ema_decay=0.0,
+        loss="spec_mse",
+        segment_seconds=261_120 / 44_100,
+        source_dropout=0.0,
+        gain_db=0.0,
+        normalize_sources=False,
+        valid_every_epochs=1,
+        valid_chunk_seconds=261_120 / 44_100,
+        valid_shift_seconds=261_120 / 44_100,
+        valid_chunking="trimmed",
+        valid_trim_seconds=16_384 / 44_100,
+        valid_batch_size=8,
+        val_metric="l1",
+        top_k=1,
+        checkpoint_every=200,
+    )
+}
+# ASSUMPTION (mstfa.md §4, reconstruction): the pipeline's tested recipe; host U has BatchNorm, so 8
+# examples per micro-batch (the spec asks for >= 8 per GPU).
+_MSTFA: dict[str, dict[str, Any]] = {"mss": dict(recipe="mstfa", micro_batch_size=8)}
+
+
 def recipe_config(recipe: str, task: str) -> TrainConfig:
     """The recipe's values for a task."""
-    table = {"paper": _PAPER, "demo": _DEMO}
+    table = {"paper": _PAPER, "demo": _DEMO, "lightsaft": _LIGHTSAFT, "mstfa": _MSTFA}
     if recipe not in table:
         raise UserError(f"unknown recipe {recipe!r}; known recipes are {list(table)}")
     if task not in table[recipe]:

@@ -61,6 +61,7 @@ def build_train_dataset(cache_dir: Path, config: TrainConfig, info: DistInfo):
         source_dropout=config.source_dropout,
         gain_db=config.gain_db,
         seed=config.seed,
+        normalize=config.normalize_sources,
     )
 
 

@@ -6,6 +6,15 @@ chunked inference, top-k checkpoints by validation loss averaged (EMA weights) i
 
 Exit codes of ``sfc train`` (see sfc/train/cli.py): 0 done, 3 non-finite loss (the last good checkpoint
 is kept), 75 stopped by SIGTERM/SIGUSR1 after writing a checkpoint (resume by running the same command).
+
+Other model families plug in through config values (lightsaft.md §4, mstfa.md §4): ``optimizer``
+(AdamW or plain Adam), ``schedule`` (constant), ``grad_clip`` None, ``ema_decay`` 0, ``loss``
+``spec_mse`` (MSE on the network's complex-STFT output). A **conditioned** model (LightSAFT-Net) is
+trained on one target per example: the condition of global-batch example i at step s is drawn from a
+generator seeded by (seed, s), so a resumed run repeats it and every split of the global batch into
+processes and micro-batches sees the same conditions; a micro-batch holding a single condition is
+redrawn (see ``draw_conditions``). A **dedicated** model (one target) is trained and validated on its
+target's reference only; the mixture is still the sum of all stems.
 """
 
 from __future__ import annotations
@@ -25,8 +34,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sfc.errors import UserError
-from sfc.experiments import TASKS, parse_experiment
-from sfc.models import SeparationModel, build_model, model_checkpoint
+from sfc.experiments import parse_experiment
+from sfc.models import build_model, model_checkpoint
 from sfc.provenance import write_json_atomic
 from sfc.train import checkpoint as ckpt
 from sfc.train.config import TrainConfig
@@ -43,7 +52,7 @@ from sfc.train.dist import (
 )
 from sfc.train.ema import EMA
 from sfc.train.logs import RunLog, provenance
-from sfc.train.loss import thresholded_snr_loss
+from sfc.train.loss import spec_mse_loss, thresholded_snr_loss
 from sfc.train.schedule import build_scheduler
 from sfc.train.validate import validate
 
@@ -93,7 +102,7 @@ class Run:
     config: TrainConfig
     paths: RunPaths
     info: DistInfo
-    model: SeparationModel  # the live weights (unwrapped)
+    model: nn.Module  # the live weights (unwrapped): a SeparationModel or a U-Net family
     ema: EMA
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -101,6 +110,11 @@ class Run:
     topk: list[ckpt.TopEntry] = field(default_factory=list)
     ddp: nn.Module | None = None  # the DDP wrapper when world_size > 1
     compiled: nn.Module | None = None  # torch.compile of the training net (config.compile)
+    target_indices: list[int] | None = None  # a dedicated model's targets in the task's sources
+
+    @property
+    def conditioned(self) -> bool:
+        return bool(getattr(self.model, "conditioned", False))
 
     @property
     def net(self) -> nn.Module:
@@ -127,7 +141,7 @@ def train(experiment: str, config: TrainConfig, paths: RunPaths, device: str = "
         run = setup_run(experiment, config, paths, device)
         dataset = build_train_dataset(paths.cache_dir, config, run.info)
         tracks = load_valid_tracks(paths.data_root, config.task, config.num_valid_tracks, run.info)
-        sources = TASKS[config.task].sources
+        sources = parse_experiment(experiment).targets
         log = RunLog(paths.work_dir, sources, run.step, config.total_steps, run.info)
         log.message(
             f"sfc train {experiment}: step {run.step}/{config.total_steps} on {run.info.device} "
@@ -197,15 +211,18 @@ def setup_run(experiment: str, config: TrainConfig, paths: RunPaths, device: str
         )
     seed_everything(config.seed)  # identical initial weights on every rank
     model = build_model(exp.model_config()).to(info.device)
+    check_family_config(model, config, info)
     ema = EMA(model, config.ema_decay)
     # PAPER: the authors' AdamW receives every parameter, so weight decay applies to all of them
-    # (biases, norm gains, queries and positional biases included).
-    optimizer = torch.optim.AdamW(
+    # (biases, norm gains, queries and positional biases included). LightSAFT: plain Adam.
+    optim = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    optimizer = optim(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
     run = Run(
         exp.id, config, paths, info, model, ema, optimizer, build_scheduler(optimizer, config)
     )
+    run.target_indices = exp.target_indices if exp.target else None
     last = paths.ckpt_dir / ckpt.LAST
     if last.is_file():
         restore_checkpoint(run, torch.load(last, map_location=info.device, weights_only=False))
@@ -217,6 +234,11 @@ def setup_run(experiment: str, config: TrainConfig, paths: RunPaths, device: str
     if info.is_main:
         write_json_atomic(paths.work_dir / "provenance.json", run_provenance(run))
     if info.enabled:
+        if info.device.type == "cuda" and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
+        ):
+            # PAPER: lightsaft.md §4 `--sync_batchnorm True`; in place (the module keeps its identity)
+            nn.SyncBatchNorm.convert_sync_batchnorm(model)
         run.ddp = DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None
         )
@@ -243,17 +265,72 @@ def run_provenance(run: Run) -> dict[str, Any]:
     return prov
 
 
-def forward_loss(run: Run, mix: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
-    """Scalar training loss of one batch; the model runs under the autocast policy, the loss in fp32
-    (or fp64 for a float64 model)."""
+def check_family_config(model: nn.Module, config: TrainConfig, info: DistInfo) -> None:
+    """UserError for a train config the model family cannot use."""
+    if config.loss == "spec_mse" and not hasattr(model, "spec_sources"):
+        raise UserError(
+            "train config: loss spec_mse needs a spectrogram-mapping model (lightsaft, mstfa_unet); "
+            f"{type(model).__name__} outputs masked waveforms: use loss thresholded_snr"
+        )
+    micro = config.batch_plan(info.world_size).micro
+    if getattr(model, "conditioned", False) and micro < 2:
+        raise UserError(
+            f"train config: a conditioned model needs micro-batches of >= 2 examples with mixed "
+            f"conditions (BatchNorm over the batch); the batch plan gives {micro}"
+        )
+
+
+def draw_conditions(
+    config: TrainConfig, step: int, first: int, size: int, num_sources: int
+) -> torch.Tensor:
+    """Conditions of the global-batch examples [first, first + size) at ``step``, shape (size,).
+
+    PAPER: lightsaft.md §4: a target index drawn uniformly per example. The draw covers the whole global
+    batch from a generator seeded by (seed, step), so it does not depend on the number of processes or
+    the micro-batch split, and a resumed run repeats it.
+    DEVIATION: a micro-batch (> 1 example) holding a single condition is redrawn from a generator seeded
+    by (seed, step, first, attempt): the GPoCM heads batch-normalise over the micro-batch, so a single
+    condition would zero them (the authors' 16 per GPU with SyncBN over 64 make that ~4^-63 unlikely).
+    """
+    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    cond = torch.randint(num_sources, (config.batch_size,), generator=gen)[first : first + size]
+    attempt = 0
+    while size > 1 and bool((cond == cond[0]).all()):
+        attempt += 1
+        gen = torch.Generator().manual_seed(
+            ((config.seed * 1_000_003 + step) * 65_537 + first) * 101 + attempt
+        )
+        cond = torch.randint(num_sources, (size,), generator=gen)
+    return cond
+
+
+def forward_loss(run: Run, mix: torch.Tensor, refs: torch.Tensor, first: int = 0) -> torch.Tensor:
+    """Scalar training loss of one micro-batch; the model runs under the autocast policy, the loss in
+    fp32 (or fp64 for a float64 model).
+
+    Args:
+        mix: (B, C, L); refs: (B, N_task, C, L) every stem of the mixture.
+        first: index of the micro-batch's first example in the global batch (conditioned models).
+    """
     run.net.train()
     mix, refs = (
         mix.to(run.info.device, non_blocking=True),
         refs.to(run.info.device, non_blocking=True),
     )
+    if run.target_indices is not None:
+        refs = refs[:, run.target_indices]  # (B, N, C, L) a dedicated model's targets
+    kwargs: dict[str, Any] = {}
+    if run.conditioned:
+        cond = draw_conditions(run.config, run.step, first, mix.shape[0], refs.shape[1])
+        refs = refs[torch.arange(mix.shape[0]), cond].unsqueeze(1)  # (B, 1, C, L) the target
+        kwargs["cond"] = cond.to(run.info.device)
+    if run.config.loss == "spec_mse":
+        with run.autocast:
+            est = run.net(mix, output="spec", **kwargs)  # (B, N·2C, T, F)
+        return spec_mse_loss(est, run.model.spec_sources(refs))
     with run.autocast:
-        est = run.net(mix)  # (B, N, C, L)
-    return thresholded_snr_loss(est, refs, mix)
+        est = run.net(mix, **kwargs)  # (B, N, C, L), or (B, C, L) for one condition
+    return thresholded_snr_loss(est.view(refs.shape), refs, mix)
 
 
 def accumulate_gradients(
@@ -271,23 +348,27 @@ def accumulate_gradients(
     """
     run.optimizer.zero_grad(set_to_none=True)
     total = torch.zeros((), device=run.info.device)
+    plan = run.config.batch_plan(run.info.world_size)
     for j, (mix, refs) in enumerate(micro_batches):
         last = j == len(micro_batches) - 1
         sync = contextlib.nullcontext() if run.ddp is None or last else run.ddp.no_sync()
+        # the micro-batch's position in the global batch (sfc/train/data.py: rank slices, in order)
+        first = run.info.rank * plan.per_rank + j * plan.micro
         with sync:
-            loss = forward_loss(run, mix, refs) / len(micro_batches)
+            loss = forward_loss(run, mix, refs, first) / len(micro_batches)
             loss.backward()
         total = total + loss.detach().to(total.dtype)
     return total
 
 
 def clip_and_step(run: Run) -> float:
-    """Clip the global gradient norm, AdamW step, lr step, EMA update.
+    """Clip the global gradient norm (unless ``grad_clip`` is None), optimizer step, lr step, EMA update.
 
     Returns:
         The gradient norm before clipping. A non-finite norm returns before the optimizer step.
     """
-    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip).item()
+    max_norm = run.config.grad_clip if run.config.grad_clip is not None else math.inf
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), max_norm).item()
     if not math.isfinite(grad_norm):
         return grad_norm
     run.optimizer.step()
@@ -320,7 +401,9 @@ def check_finite(what: str, value: float, run: Run) -> None:
 def validate_and_rank(run: Run, tracks, sources: tuple[str, ...], log: RunLog) -> None:
     """Validate the EMA weights; write them as a top-k file if they rank among the best."""
     with run.autocast:
-        metrics = validate(run.ema.module, tracks, run.config, run.info, sources)
+        metrics = validate(
+            run.ema.module, tracks, run.config, run.info, sources, run.target_indices
+        )
     log.write({"step": run.step, "epoch": (run.step - 1) // run.config.steps_per_epoch, **metrics})
     log.message(
         f"step {run.step}: val_loss {metrics['val_loss']:.3f}  val_usdr {metrics['val_usdr']:.2f} dB "
@@ -404,7 +487,10 @@ def weights_digest(model: nn.Module) -> str:
     digest = hashlib.sha256()
     for key, value in model.state_dict().items():
         digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        # reshape(-1): 0-dim tensors (BatchNorm num_batches_tracked) cannot be viewed as bytes
+        digest.update(
+            value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        )
     return digest.hexdigest()
 
 

@@ -82,6 +82,18 @@ def thresholded_snr_loss(
     return loss.mean() if reduce else loss
 
 
+def spec_mse_loss(est: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over every element of two spectrogram tensors, in (at least) fp32.
+
+    PAPER: lightsaft.md §4 `spec_mse`: the network's complex-as-channels output against the target's
+    STFT in the same layout, raw units, averaged over all elements.
+
+    Shapes:
+        est, target: (B, N·2C, T, F) -> scalar
+    """
+    return torch.nn.functional.mse_loss(_at_least_fp32(est), _at_least_fp32(target))
+
+
 def snr_db(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Plain SNR per leading index: 10 log10(|s|^2 / |s - s_hat|^2), (..., L) -> (...)."""
     est, ref = est.float(), ref.float()

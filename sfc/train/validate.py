@@ -4,6 +4,10 @@ PAPER: spec §8-§9: validation separates whole valid tracks with 12-s chunks an
 are ranked by the validation loss (the training loss on the whole track). uSDR is logged beside it,
 together with the uSDR of the unprocessed mixture (the mixture used as every source's estimate) so the
 improvement can be read off directly.
+
+``val_metric: l1`` ranks by the time-domain mean absolute error instead (LightSAFT's `raw_l1`,
+lightsaft.md §4), and ``valid_chunking: trimmed`` separates with LightSAFT's trimmed windows. A dedicated
+model (one target) is scored on its targets only (``target_indices`` into the task's sources).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch
 from torch import nn
 
 from sfc.eval.metrics import usdr
-from sfc.eval.separate import separate_track
+from sfc.eval.separate import separate_track, separate_track_trimmed
 from sfc.train.config import TrainConfig
 from sfc.train.data import ValidTrack
 from sfc.train.dist import DistInfo, all_gather
@@ -21,20 +25,40 @@ from sfc.train.loss import thresholded_snr_loss
 
 
 def score_valid_track(
-    model: nn.Module, track: ValidTrack, config: TrainConfig, device: torch.device
+    model: nn.Module,
+    track: ValidTrack,
+    config: TrainConfig,
+    device: torch.device,
+    target_indices: list[int] | None = None,
 ) -> dict[str, np.ndarray | float]:
     """Loss and per-source uSDR of one whole track (estimate vs reference, and mixture vs reference)."""
     mix = torch.from_numpy(track.mixture)  # (C, L)
-    ref = torch.from_numpy(track.sources)  # (N, C, L)
-    est = separate_track(
-        model,
-        mix,
-        config.valid_chunk_seconds,
-        config.valid_shift_seconds,
-        config.valid_batch_size,
-        device=device,
-    )  # (N, C, L)
-    loss = thresholded_snr_loss(est[None], ref[None], mix[None]).item()
+    ref = torch.from_numpy(track.sources)  # (N_task, C, L)
+    if target_indices is not None:
+        ref = ref[target_indices]  # (N, C, L) the model's targets
+    if config.valid_chunking == "trimmed":
+        est = separate_track_trimmed(
+            model,
+            mix,
+            config.valid_chunk_seconds,
+            config.valid_trim_seconds,
+            config.valid_batch_size,
+            device=device,
+        )  # (N, C, L)
+    else:
+        est = separate_track(
+            model,
+            mix,
+            config.valid_chunk_seconds,
+            config.valid_shift_seconds,
+            config.valid_batch_size,
+            device=device,
+        )  # (N, C, L)
+    if config.val_metric == "l1":
+        # ASSUMPTION: the mean over the whole track; the authors average per-window means.
+        loss = (est - ref).abs().mean().item()
+    else:
+        loss = thresholded_snr_loss(est[None], ref[None], mix[None]).item()
     return {
         "loss": loss,
         "usdr": usdr(ref, est),  # (N,) per-channel SNR, mean over channels
@@ -48,13 +72,14 @@ def validate(
     config: TrainConfig,
     info: DistInfo,
     sources: tuple[str, ...],
+    target_indices: list[int] | None = None,
 ) -> dict[str, float]:
     """Metrics averaged over all ranks' tracks (each rank scores its own share).
 
     Returns:
-        val_loss, val_usdr (mean over sources), mix_usdr, val_usdr_gain, and val_usdr_<source>.
+        val_loss (``config.val_metric``), val_usdr (mean over sources), mix_usdr, val_usdr_gain, and val_usdr_<source>.
     """
-    mine = [score_valid_track(model, t, config, info.device) for t in tracks]
+    mine = [score_valid_track(model, t, config, info.device, target_indices) for t in tracks]
     scores = [s for part in all_gather(mine, info) for s in part]
     if not scores:
         raise RuntimeError("validation found no tracks")

@@ -157,7 +157,8 @@ def test_evaluate_writes_tables_and_resumes(tmp_path, checkpoint, fake_tracks, c
     assert main(args) == 0
     table = pd.read_csv(tmp_path / "scores.csv")
     assert list(table.columns) == ["experiment", "track", "target", "metric", "value"]
-    assert len(table) == 2 * 4 * 3 and set(table["metric"]) == {"usdr", "csdr", "spec_snr"}
+    assert len(table) == 2 * 4 * 4
+    assert set(table["metric"]) == {"usdr", "csdr", "spec_snr", "mdx_sdr"}
     assert table["value"].notna().all() and (table["experiment"] == EXP).all()
     summary = json.loads((tmp_path / "scores.json").read_text())
     assert summary["num_tracks"] == 2 and summary["provenance"]["versions"]["torch"]
@@ -213,3 +214,22 @@ def test_evaluate_rejects_checkpoint_of_another_experiment(
     )
     assert rc == 2 and "task 'cass'" in capsys.readouterr().err
     assert not fake_tracks
+
+
+def test_evaluate_a_dedicated_model_with_trimmed_windows(tmp_path, fake_tracks):
+    """A one-target MSTFA (reconstructed) model is scored on its target only; --chunking trimmed."""
+    from sfc.models import build_model, model_checkpoint
+
+    exp = "mss-mstfa_unet-tiny-vocals"
+    torch.manual_seed(0)
+    path = tmp_path / "vocals.pt"
+    torch.save(model_checkpoint(build_model(exp), experiment=exp), path)
+    args = ["evaluate", str(path), "--data-root", str(tmp_path), "--task", "mss"]
+    args += ["--out-dir", str(tmp_path / "eval"), "--scores", str(tmp_path / "s.csv")]
+    args += ["--device", "cpu", "--chunking", "trimmed", "--chunk-seconds", "0.5"]
+    args += ["--shift-seconds", "0.5"]  # unused by trimmed chunking, checked all the same
+    assert main(args + ["--trim-seconds", "0.05"]) == 0
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert set(table["target"]) == {"vocals"} and "mdx_sdr" in set(table["metric"])
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["settings"]["chunking"] == "trimmed"

@@ -196,7 +196,7 @@ def test_stft_round_trip():
 
 def test_every_paper_experiment_builds_on_meta():
     ids = paper_experiment_ids()
-    assert len(ids) == 30
+    assert len(ids) == 37  # 30 of the SFC paper + 7 of the baselines table
     for exp_id in ids:
         model = _meta_model(exp_id)
         assert model.config == parse_experiment(exp_id).model_config()

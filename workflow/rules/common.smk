@@ -115,7 +115,7 @@ RELEASED_PATTERN = "|".join(re.escape(e) for e in RELEASED) or "(?!x)x"
 
 
 wildcard_constraints:
-    exp=r"(mss|cass)-[a-z_]+-[a-z]+-k[0-9]+(-[a-z0-9]+)*",
+    exp=r"(mss|cass)-[a-z_]+(-[a-z0-9]+)+",
     task="|".join(TASKS),
     table=r"[A-Za-z0-9_]+",
 
@@ -205,6 +205,19 @@ def _yaml_scalar(value):
     return str(value)
 
 
+def recipe_of(exp_id):
+    """The training recipe of one experiment: `recipes` maps a model kind (`lightsaft`,
+    `mstfa_unet`, the `mstfa` separator) to its own recipe; everything else uses `recipe`.
+    """
+    exp = experiment(exp_id)
+    kind = exp.family if exp.family != "sfc" else exp.separator
+    return config.get("recipes", {}).get(kind, config["recipe"])
+
+
+def train_recipe(wildcards):
+    return recipe_of(wildcards.exp)
+
+
 def train_overrides(wildcards):
     items = config["train"]["set"].items()
     return " ".join(f"--set {shlex.quote(f'{k}={_yaml_scalar(v)}')}" for k, v in items)
@@ -219,7 +232,9 @@ def batch_plan(wildcards, resources):
     exp = experiment(wildcards.exp)
     sets = [f"{k}={_yaml_scalar(v)}" for k, v in config["train"]["set"].items()]
     try:
-        train_config = resolve_config(exp.task, config["recipe"], exp.seed, sets=sets)
+        train_config = resolve_config(
+            exp.task, recipe_of(wildcards.exp), exp.seed, sets=sets
+        )
         return train_config.batch_plan(max(1, int(resources.get("gpu", 0)))).describe()
     except UserError as err:
         raise WorkflowError(f"train {wildcards.exp}: {err}") from None
@@ -237,9 +252,10 @@ def work_dir(wildcards):
     A rerun with the same settings resumes there; changed settings (which Snakemake reruns because
     the params changed) start a fresh folder instead of resuming an incompatible checkpoint.
     """
-    settings = json.dumps([config["recipe"], config["train"]["set"]], sort_keys=True)
+    recipe = recipe_of(wildcards.exp)
+    settings = json.dumps([recipe, config["train"]["set"]], sort_keys=True)
     digest = hashlib.sha1(settings.encode()).hexdigest()[:8]
-    return f"{RESULTS}/work/{wildcards.exp}/{config['recipe']}-{digest}"
+    return f"{RESULTS}/work/{wildcards.exp}/{recipe}-{digest}"
 
 
 def released_folder(wildcards):

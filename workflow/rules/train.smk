@@ -19,7 +19,7 @@ rule train:
         # Not an output: Snakemake never deletes it, so the checkpoints of an interrupted or failed
         # job survive and the rerun resumes from them instead of starting over.
         work_dir=work_dir,
-        recipe=config["recipe"],
+        recipe=train_recipe,
         overrides=train_overrides,
         launcher=launcher,
         batch=batch_plan,
