@@ -49,7 +49,8 @@ def test_status_shows_every_cell_of_the_demo(tmp_path, capsys, monkeypatch):
     failed = cells["mss-sfc_ca-tiny-k16"]
     assert failed["state"] == "failed" and "out of memory" in failed["detail"]
     assert failed["left_hours"] == 2.5  # the measured train + evaluate hours
-    assert cells["mss-sfc_mamba-tiny-k32"]["state"] == "done"  # cost table only: described
+    # SFC-Mamba is trained in the demo's main_mss: a describe record alone does not make it done
+    assert cells["mss-sfc_mamba-tiny-k32"]["state"] == "not started"
     assert cells["mss-sfc_ca-tiny-k32-nobias"]["state"] == "not started"
     assert main(["status", str(res)]) == 0
     out = capsys.readouterr().out
