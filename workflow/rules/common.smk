@@ -101,10 +101,39 @@ def _check_figures(figures, tables):
                 )
 
 
+def _yaml_scalar(value):
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
+
+
+def _check_train_set(experiments):
+    """`train.set` through the code `sfc train --set` uses (keys, types, ranges), per task and seed,
+    when the DAG is built: a bad value stops `snakemake -n` instead of every train job.
+    """
+    from sfc.train.config import resolve_config
+
+    sets = [f"{k}={_yaml_scalar(v)}" for k, v in config["train"]["set"].items()]
+    for exp_id in experiments:
+        exp = experiment(exp_id)
+        try:
+            resolve_config(exp.task, config["recipe"], exp.seed, sets=sets)
+        except UserError as err:
+            raise WorkflowError(f"config key 'train.set' ({exp_id}): {err}") from None
+
+
 RESULTS = f"results/{config['name']}"
 TABLES = _select_tables(load_experiment_table(config["experiments"]), config["tables"])
 _check_figures(config["figures"], TABLES)
 EXPERIMENTS = list(dict.fromkeys(e for rows in TABLES.values() for e, _ in rows))
+# every experiment a target may name: the tables' and the figures'
+_check_train_set(
+    dict.fromkeys(
+        EXPERIMENTS
+        + config["figures"]["position_bias"]
+        + config["figures"]["attention"]
+    )
+)
 
 
 wildcard_constraints:
@@ -190,12 +219,6 @@ def existing_arg(wildcards):
 def generate_args(wildcards):
     size = config["data"]["generate"]
     return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in size.items())
-
-
-def _yaml_scalar(value):
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    return str(value)
 
 
 def train_overrides(wildcards):
