@@ -45,6 +45,9 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(
+            fd, 0o666 & ~current_umask()
+        )  # mkstemp makes 0600; a plain open() honours the umask
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()
@@ -53,6 +56,35 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(folder: str | Path, option: str) -> None:
+    """Make ``folder`` if missing and probe it with a temporary file; UserError naming ``option``.
+
+    Called by the commands before their expensive part, so an unwritable output fails at the start.
+    """
+    from sfc.errors import UserError
+
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "exists and is not a folder", str(folder))
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(
+            f"{option} {folder}: cannot write there ({err.strerror or err}"
+            + (f": {err.filename}" if err.filename and str(err.filename) != str(folder) else "")
+            + ")"
+        ) from err
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -28,6 +28,7 @@ from sfc.eval.table import (
     track_result_path,
 )
 from sfc.provenance import (
+    check_writable,
     git_commit,
     package_versions,
     sha256,
@@ -39,7 +40,12 @@ from sfc.provenance import (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="model file (checkpoint) to evaluate")
     parser.add_argument("--data-root", type=Path, required=True, help="dataset root folder")
-    parser.add_argument("--task", choices=sorted(TASK_METRICS), required=True)
+    parser.add_argument(
+        "--task",
+        choices=sorted(TASK_METRICS),
+        required=True,
+        help="task of the dataset and model: mss (MUSDB18-HQ) or cass (DnR v2)",
+    )
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
     parser.add_argument(
         "--out-dir", type=Path, required=True, help="folder for the per-track result files"
@@ -159,6 +165,10 @@ def main(args: argparse.Namespace) -> int:
     from sfc.models import load_model
 
     check_chunking(args)
+    check_writable(args.out_dir, "--out-dir")  # before any model or track is loaded
+    check_writable(args.scores.parent, "--scores")
+    if args.aggregate is not None:
+        check_writable(args.aggregate.parent, "--aggregate")
     try:
         from sfc.data.tracks import list_tracks
     except ImportError as err:

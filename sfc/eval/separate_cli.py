@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from sfc.errors import UserError
 from sfc.eval.separate import separate_track
-from sfc.provenance import atomic_file
+from sfc.provenance import atomic_file, check_writable, current_umask
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
 
@@ -120,14 +120,7 @@ def expand_inputs(inputs: list[Path], out: Path) -> list[tuple[Path, Path]]:
 def check_out(out: Path, rels: list[Path], overwrite: bool) -> None:
     """UserError unless ``out`` is a writable folder (made if missing) and, without ``overwrite``, holds
     none of the output folders ``rels``. Runs before any model is loaded."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as err:
-        raise UserError(f"--out {out} is not writable: {err.strerror or err}") from err
+    check_writable(out, "--out")
     existing = [out / rel for rel in rels if (out / rel).exists()]
     if existing and not overwrite:
         shown = "\n".join(f"  {p}" for p in existing[:10])
@@ -255,16 +248,10 @@ def separate_to_folder(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         separate_file(model, path, tmp, names, args)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700
         replace_folder(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def main(args: argparse.Namespace) -> int:
