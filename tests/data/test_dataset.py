@@ -123,7 +123,9 @@ def test_truncated_cache_array_is_named_when_opened(cache, tmp_path, keep):
     index = json.loads((bad / "index.json").read_text())
     victim = bad / index["stems"]["drums"]["file"]
     data = victim.read_bytes()
-    victim.write_bytes(data[: max(int(len(data) * keep), 100)])  # as after a full disk or a cut copy
+    victim.write_bytes(
+        data[: max(int(len(data) * keep), 100)]
+    )  # as after a full disk or a cut copy
     with pytest.raises(UserError, match=rf"{victim.name}.*(truncated|not a valid)"):
         DynamicMixDataset(bad, "mss", 4, segment_seconds=1.0)
     victim.unlink()
