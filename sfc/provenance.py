@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -93,9 +94,22 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         handle.write(text)
 
 
+def json_safe(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, inf; numpy scalars too) replaced by None."""
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    if isinstance(data, float) or type(data).__name__ in ("float32", "float64", "float16"):
+        return float(data) if math.isfinite(data) else None
+    return data
+
+
 def write_json_atomic(path: str | Path, data: Any, indent: int = 2) -> None:
-    """Write ``data`` as JSON atomically (NaN/inf allowed, as Python's json reads them back)."""
-    write_text_atomic(path, json.dumps(data, indent=indent, default=str) + "\n")
+    """Write ``data`` as strict JSON atomically: NaN and inf are written ``null`` (bare ``NaN`` is not
+    JSON, and other readers reject it)."""
+    text = json.dumps(json_safe(data), indent=indent, default=str, allow_nan=False)
+    write_text_atomic(path, text + "\n")
 
 
 def git_commit(cwd: str | Path | None = None) -> dict[str, Any]:

@@ -49,6 +49,7 @@ def _table_csv(tmp_path):
                 )
             )
     path = tmp_path / "num_bands.csv"
+    rows = [(*row, 3) for row in rows]  # n_tracks
     pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).to_csv(path, index=False)
     return path
 
@@ -64,7 +65,7 @@ def test_summary_plots(tmp_path):
 def test_summary_plot_needs_an_sdr_column(tmp_path):
     path = tmp_path / "t.csv"
     pd.DataFrame(
-        [("cost", "", "mss-sfc_ca-tiny-k16", "params", "params (M)", "total", 1, 0, 1, 0, 0)],
+        [("cost", "", "mss-sfc_ca-tiny-k16", "params", "params (M)", "total", 1, 0, 1, 0, 0, 3)],
         columns=list(TABLE_COLUMNS),
     ).to_csv(path, index=False)
     with pytest.raises(UserError, match="SDR"):
