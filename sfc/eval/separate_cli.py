@@ -163,16 +163,25 @@ def check_finite(data: np.ndarray, path: Path, sample_rate: int, offset: int = 0
     )
 
 
-def to_model_channels(audio: np.ndarray, num_channels: int, name: str) -> np.ndarray:
-    """Mono→stereo by duplication, any→mono by averaging (with a note). Shapes: (C, L) -> (C', L)."""
+def to_model_channels(
+    audio: np.ndarray, num_channels: int, name: str, quiet: bool = False
+) -> np.ndarray:
+    """Mono→stereo by duplication, any→mono by averaging (with a note unless ``quiet``).
+
+    Shapes: (C, L) -> (C', L)
+    """
     have = audio.shape[0]
     if have == num_channels:
         return audio
     if num_channels == 1:
-        note(f"{name}: {have} channels averaged to mono for this mono model")
+        if not quiet:
+            note(f"{name}: {have} channels averaged to mono for this mono model")
         return audio.mean(axis=0, keepdims=True)
     if have == 1:
-        note(f"{name}: mono input duplicated to {num_channels} channels; stems are written in mono")
+        if not quiet:
+            note(
+                f"{name}: mono input duplicated to {num_channels} channels; stems are written in mono"
+            )
         return np.repeat(audio, num_channels, axis=0)
     raise UserError(f"{name}: {have}-channel audio cannot be fed to a {num_channels}-channel model")
 
@@ -194,7 +203,17 @@ def write_wav_atomic(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 def separate_file(
     model, path: Path, out_dir: Path, names: list[str], args: argparse.Namespace
 ) -> None:
-    """Read, convert, separate, convert back and write one file's stems to ``out_dir``."""
+    """Read, convert, separate, convert back and write one file's stems to ``out_dir``.
+
+    At the model's sample rate the file is streamed (``separate_stream``): memory depends on the batch of
+    chunks, not on the track length. Another rate is resampled in memory, whole file at once.
+    """
+    info = audio_info(path)
+    if info.samplerate == model.sample_rate:
+        separate_file_streaming(model, path, out_dir, names, args)
+        return
+    # DEVIATION (memory): resampling is done on the whole track in memory (scipy resample_poly), so
+    # this path holds the track; files at the model's rate take the streaming path above.
     audio, sr = read_audio(path)  # (C, L)
     mix = to_model_channels(audio, model.num_channels, path.name)  # (C', L)
     if sr != model.sample_rate:
@@ -217,6 +236,77 @@ def separate_file(
         note(f"{path.name}: estimates peak at {peak:.2f}; clipped to [-1, 1] for 24-bit wav")
     for name, stem in zip(names, np.clip(est, -1.0, 1.0)):
         write_wav_atomic(out_dir / f"{name}.wav", stem, sr)
+
+
+def audio_info(path: Path) -> sf._SoundFileInfo:
+    """The header of an audio file; UserError when unreadable or empty."""
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise UserError(f"cannot read audio file {path}: {err}") from err
+    if info.frames <= 0:
+        raise UserError(f"{path}: empty audio file (0 samples)")
+    return info
+
+
+def _scan_finite(handle: sf.SoundFile, path: Path, block: int) -> None:
+    """Refuse the file before any work when a sample is NaN or infinite (read in blocks)."""
+    handle.seek(0)
+    offset = 0
+    while True:
+        data = handle.read(block, dtype="float32", always_2d=True)  # (l, C)
+        if not len(data):
+            break
+        check_finite(data, path, handle.samplerate, offset)
+        offset += len(data)
+
+
+def separate_file_streaming(
+    model, path: Path, out_dir: Path, names: list[str], args: argparse.Namespace
+) -> None:
+    """Separate a file at the model's rate chunk by chunk, writing each stem as its blocks are done."""
+    from sfc.eval.separate import separate_stream
+
+    try:
+        handle = sf.SoundFile(str(path))
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise UserError(f"cannot read audio file {path}: {err}") from err
+    with handle:
+        sr, length, have = handle.samplerate, handle.frames, handle.channels
+        _scan_finite(handle, path, block=round(args.chunk_seconds * sr))
+        to_model_channels(np.zeros((have, 1), np.float32), model.num_channels, path.name)  # note
+
+        def read(start: int, stop: int) -> torch.Tensor:
+            handle.seek(start)
+            data = handle.read(stop - start, dtype="float32", always_2d=True)  # (l, C)
+            mix = to_model_channels(data.T, model.num_channels, path.name, quiet=True)  # (C', l)
+            return torch.from_numpy(np.ascontiguousarray(mix))
+
+        out_channels = 1 if have == 1 else model.num_channels
+        writers = [
+            sf.SoundFile(
+                str(out_dir / f"{name}.wav"), "w", sr, out_channels, subtype="PCM_24", format="WAV"
+            )
+            for name in names
+        ]
+        peak = 0.0
+        try:
+            blocks = separate_stream(
+                model, read, length, args.chunk_seconds, args.shift_seconds, args.batch_size,
+                progress=True,
+            )  # fmt: skip
+            for block in blocks:  # (N, C', l)
+                est = block.numpy()
+                if out_channels == 1 and est.shape[1] > 1:
+                    est = est.mean(axis=1, keepdims=True)  # back to mono, like the input
+                peak = max(peak, float(np.abs(est).max()))
+                for writer, stem in zip(writers, np.clip(est, -1.0, 1.0)):
+                    writer.write(stem.T)
+        finally:
+            for writer in writers:
+                writer.close()
+    if peak > 1.0:
+        note(f"{path.name}: estimates peak at {peak:.2f}; clipped to [-1, 1] for 24-bit wav")
 
 
 def check_chunking(args: argparse.Namespace) -> None:

@@ -124,3 +124,18 @@ def test_notes_are_printed_through_the_progress_bar(tmp_path, checkpoint, monkey
     assert any("duplicated" in s for s in written) and any(
         "resampled 22050 Hz" in s for s in written
     )
+
+
+def test_streamed_file_equals_in_memory_separation(tmp_path, checkpoint):
+    from sfc.eval.separate import separate_track
+    from sfc.models import load_model
+
+    audio = _wav(tmp_path / "in" / "song.wav", seconds=0.8)
+    assert _separate(checkpoint, str(tmp_path / "in"), "--out", str(tmp_path / "out")) == 0
+    model, _ = load_model(checkpoint, map_location="cpu")
+    mix = torch.from_numpy(sf.read(tmp_path / "in" / "song.wav", dtype="float32")[0].T.copy())
+    want = separate_track(model, mix, 0.3, 0.15, 4).clamp(-1, 1).numpy()  # (N, C, L)
+    for n, stem in enumerate(["bass", "drums", "vocals", "other"]):
+        got, sr = sf.read(tmp_path / "out" / "song" / f"{stem}.wav", dtype="float32")
+        assert sr == SR and got.shape == (audio.shape[0], 2)
+        np.testing.assert_allclose(got.T, want[n], atol=2e-6)  # 24-bit quantisation
