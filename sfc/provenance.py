@@ -60,7 +60,13 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
 
 
 def current_umask() -> int:
-    """The process umask (read by setting it and putting it back)."""
+    """The process umask: from /proc (Linux, thread-safe), else by setting it and putting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o077)
     os.umask(mask)
     return mask
