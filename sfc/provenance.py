@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -46,6 +47,9 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(
+            fd, 0o666 & ~current_umask()
+        )  # mkstemp makes 0600; a plain open() honours the umask
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()
@@ -56,15 +60,63 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+def current_umask() -> int:
+    """The process umask: from /proc (Linux, thread-safe), else by setting it and putting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(folder: str | Path, option: str) -> None:
+    """Make ``folder`` if missing and probe it with a temporary file; UserError naming ``option``.
+
+    Called by the commands before their expensive part, so an unwritable output fails at the start.
+    """
+    from sfc.errors import UserError
+
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "exists and is not a folder", str(folder))
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(
+            f"{option} {folder}: cannot write there ({err.strerror or err}"
+            + (f": {err.filename}" if err.filename and str(err.filename) != str(folder) else "")
+            + ")"
+        ) from err
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_file(path) as handle:
         handle.write(text)
 
 
+def json_safe(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, inf; numpy scalars too) replaced by None."""
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    if isinstance(data, float) or type(data).__name__ in ("float32", "float64", "float16"):
+        return float(data) if math.isfinite(data) else None
+    return data
+
+
 def write_json_atomic(path: str | Path, data: Any, indent: int = 2) -> None:
-    """Write ``data`` as JSON atomically (NaN/inf allowed, as Python's json reads them back)."""
-    write_text_atomic(path, json.dumps(data, indent=indent, default=str) + "\n")
+    """Write ``data`` as strict JSON atomically: NaN and inf are written ``null`` (bare ``NaN`` is not
+    JSON, and other readers reject it)."""
+    text = json.dumps(json_safe(data), indent=indent, default=str, allow_nan=False)
+    write_text_atomic(path, text + "\n")
 
 
 def git_commit(cwd: str | Path | None = None) -> dict[str, Any]:

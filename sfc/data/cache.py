@@ -235,6 +235,29 @@ def _write_cache(
     }
 
 
+def open_cache_array(path: str | Path, min_rows: int = 0) -> np.ndarray:
+    """Memory-map one cache array; UserError naming the file when it is missing, not a valid ``.npy``
+    file, shorter than its header says (truncated: a full disk, an interrupted copy) or shorter than
+    the ``min_rows`` the index needs."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: cache array missing; rebuild the cache with `sfc data cache`")
+    try:
+        array = np.load(path, mmap_mode="r")
+    except ValueError as err:  # numpy: bad header, or "mmap length is greater than file size"
+        size = path.stat().st_size
+        raise UserError(
+            f"{path}: cache array truncated or not a valid .npy file ({size} bytes: {err}); "
+            "rebuild the cache with `sfc data cache`"
+        ) from err
+    if array.shape[0] < min_rows:
+        raise UserError(
+            f"{path}: cache array truncated: {array.shape[0]} rows, the index needs {min_rows}; "
+            "rebuild the cache with `sfc data cache`"
+        )
+    return array
+
+
 def read_index(cache_dir: str | Path) -> dict:
     """Load and check the index of a cache folder."""
     path = Path(cache_dir) / INDEX_FILE

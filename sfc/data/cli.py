@@ -21,12 +21,16 @@ DATASET_TASK = {"musdb18hq": "mss", "dnr_v2": "cass"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(
+        dest="action", metavar="ACTION", required=True, help="what to do with the data"
+    )
 
     p = sub.add_parser(
         "download", help="download, verify and extract a dataset (or link an existing copy)"
     )
-    p.add_argument("--dataset", required=True, choices=sorted(DATASET_TASK))
+    p.add_argument(
+        "--dataset", required=True, choices=sorted(DATASET_TASK), help="dataset to fetch"
+    )
     p.add_argument("--out", required=True, help="dataset root to create (must not exist)")
     p.add_argument(
         "--existing", help="use this copy on disk instead of downloading (validated, linked)"
@@ -38,12 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _root_task(p)
 
     p = sub.add_parser("generate", help="write the deterministic demo dataset (no download)")
-    p.add_argument("--task", required=True, choices=["mss", "cass"])
+    p.add_argument(
+        "--task", required=True, choices=["mss", "cass"], help="music (mss) or cinematic (cass)"
+    )
     p.add_argument("--out", required=True, help="dataset root to create (must not exist)")
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--num-train", type=int, default=8)
-    p.add_argument("--num-valid", type=int, default=2)
-    p.add_argument("--num-test", type=int, default=3)
+    p.add_argument("--seed", type=int, default=2026, help="seed of the generated audio")
+    p.add_argument("--num-train", type=int, default=8, help="tracks in the train split")
+    p.add_argument("--num-valid", type=int, default=2, help="tracks in the valid split")
+    p.add_argument("--num-test", type=int, default=3, help="tracks in the test split")
     p.add_argument("--duration", type=float, default=20.0, help="seconds per track")
 
     p = sub.add_parser("segment", help="report the source-active segments of the train split")
@@ -57,13 +63,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--format", default="wav", choices=["wav", "stft"], help="default wav (measured faster)"
     )
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "int16"])
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "int16"],
+        help="sample type of the wav cache (auto: int16 when every stem is 16-bit PCM)",
+    )
     _sad_args(p)
 
 
 def _root_task(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, help="dataset root")
-    p.add_argument("--task", required=True, choices=["mss", "cass"])
+    p.add_argument(
+        "--task", required=True, choices=["mss", "cass"], help="music (mss) or cinematic (cass)"
+    )
 
 
 def _sad_args(p: argparse.ArgumentParser) -> None:

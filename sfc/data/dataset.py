@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sfc.data.cache import INT16_SCALE, STFT_ARGS, read_index
+from sfc.data.cache import INT16_SCALE, STFT_ARGS, open_cache_array, read_index
 from sfc.data.tracks import list_tracks, load_track
 from sfc.errors import UserError
 from sfc.experiments import DEFAULT_SEED, TASKS
@@ -79,6 +79,8 @@ class DynamicMixDataset(torch.utils.data.Dataset):
             for s in self.sources
         ]
         self._arrays: list[np.ndarray] | None = None  # opened lazily in each worker
+        self._open()  # a missing or truncated array fails here, naming the file, not in a worker
+        self._arrays = None
 
     def __len__(self) -> int:
         return self.num_examples
@@ -95,9 +97,18 @@ class DynamicMixDataset(torch.utils.data.Dataset):
         if self._arrays is None:
             stems = self.index["stems"]
             self._arrays = [
-                np.load(self.cache_dir / stems[s]["file"], mmap_mode="r") for s in self.sources
+                open_cache_array(self.cache_dir / stems[s]["file"], self._rows_needed(n))
+                for n, s in enumerate(self.sources)
             ]
         return self._arrays
+
+    def _rows_needed(self, source: int) -> int:
+        """Rows the index addresses in one stem's array (segments laid end to end, or one per row)."""
+        offsets = self.offsets[source]
+        if not len(offsets):
+            return 0
+        last = int(offsets.max())
+        return last + 1 if self.index["format"] == "stft" else last + self.segment_samples
 
     def read_segment(self, source: int, segment: int, start: int) -> np.ndarray:
         """``self.length`` samples from ``start`` of one cached segment, shape (C, L) float32."""

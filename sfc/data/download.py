@@ -5,29 +5,43 @@ PAPER: spec §1.1 (Zenodo record 3338373, ``musdb18hq.zip``) and §1.2 (Zenodo r
 
 Guarantees:
 
-* downloads resume with HTTP Range from ``<file>.part``; a file is renamed to its final name only
-  after its size and md5 (where pinned) match;
+* the expected size and md5 of every file are known before its download starts: pinned (MUSDB18-HQ) or
+  read from the Zenodo record's metadata (its JSON API lists them per file; DnR v2). A file whose size
+  and checksum are both unknown is never accepted;
+* downloads resume with HTTP Range from ``<file>.part``; a transfer that ends before the expected size
+  (with or without ``Content-Length``) counts as cut and is resumed; retries back off exponentially
+  (1, 2, 4, ... s, at most ``MAX_BACKOFF_SECONDS``) and say so; a file is renamed to its final name
+  only after its size and md5 match;
 * a checksum mismatch leaves the bytes aside as ``<file>.bad-md5`` and stops with the computed value;
+  a rerun downloads the file again (and removes the bad copy once a good one is verified);
+* a rerun re-verifies files that already have their final names; one that fails is set aside and
+  downloaded again, the others are kept;
 * extraction goes into a temporary folder beside the target, is checked, then renamed: an interrupted
-  run never leaves a folder that looks complete;
+  run never leaves a folder that looks complete. A corrupt split archive names the part being read;
+  a tar that ends early or at a corrupt header is an error (``tarfile`` alone stops silently), and so
+  are fewer tracks than expected;
 * nothing that already exists is deleted or overwritten (``--out`` must not exist; ``--existing``
   only links to the user's copy after validating its layout).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import io
 import json
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +55,13 @@ from sfc.experiments import TASKS
 from sfc.provenance import write_text_atomic
 
 CHUNK = 1 << 20
+MAX_BACKOFF_SECONDS = 60.0
+_sleep = time.sleep  # replaced in tests
+
+
+def backoff_seconds(retry: int) -> float:
+    """Wait before retry number ``retry`` (1-based): 1, 2, 4, ... s, at most MAX_BACKOFF_SECONDS."""
+    return float(min(2.0 ** (retry - 1), MAX_BACKOFF_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,7 @@ class DatasetSpec:
     files: tuple[RemoteFile, ...]
     archive: str  # "zip" or "tar.gz" (parts concatenated in order)
     counts: dict[str, int]
+    metadata_url: str | None = None  # Zenodo JSON API of the record: sizes and md5 of its files
 
 
 _ZENODO = "https://zenodo.org/records/{record}/files/{name}?download=1"
@@ -85,9 +107,9 @@ DATASETS: dict[str, DatasetSpec] = {
     "dnr_v2": DatasetSpec(
         name="dnr_v2",
         task="cass",
-        # ASSUMPTION: the sizes and md5 values of the 11 parts could not be found with the search
-        # tool; they are None (unknown): the download prints the computed md5 of every part and
-        # records it in <archive-dir>/dnr_v2.checksums.json. Pin them here once known.
+        # The sizes and md5 values of the 11 parts are not pinned here: they are read from the
+        # record's metadata (metadata_url) before any part is downloaded, and the verified values are
+        # recorded in <archive-dir>/dnr_v2.checksums.json.
         files=tuple(
             RemoteFile(
                 f"dnr_v2.tar.gz.{i:02d}",
@@ -98,9 +120,10 @@ DATASETS: dict[str, DatasetSpec] = {
             for i in range(11)
         ),
         archive="tar.gz",
-        # ASSUMPTION: counts from the DnR paper (spec §1.2 "inferred, verify on download"); a
-        # different count is a warning, not an error.
+        # ASSUMPTION: counts from the DnR paper (spec §1.2 "inferred, verify on download"): fewer
+        # tracks is an error (a short archive), more is a warning.
         counts={"tr": 3406, "cv": 487, "tt": 973},
+        metadata_url="https://zenodo.org/api/records/6949108",
     ),
 }
 
@@ -181,6 +204,37 @@ def _check_scheme(url: str) -> None:
         raise UserError(f"refusing to download {url!r}: only http(s) URLs are allowed")
 
 
+class _ShortTransfer(OSError):
+    """The transfer ended (no error, no ``Content-Length``) before the expected size."""
+
+
+def _retryable(err: Exception) -> bool:
+    if isinstance(err, urllib.error.HTTPError):
+        return err.code == 429 or err.code >= 500  # rate limit / server trouble: try again
+    return isinstance(err, (OSError, http.client.HTTPException))
+
+
+def _with_retries(what: str, attempt, retries: int) -> None:
+    """Call ``attempt()`` up to ``retries`` times, backing off exponentially between tries (printed).
+
+    Raises the last error when every try failed; a non-retryable error at once.
+    """
+    retries = max(retries, 1)
+    for i in range(1, retries + 1):
+        try:
+            attempt()
+            return
+        except Exception as err:
+            if not _retryable(err) or i == retries:
+                raise
+            wait = backoff_seconds(i)
+            print(
+                f"{what}: {type(err).__name__}: {err}; retry {i}/{retries - 1} in {wait:g} s",
+                file=sys.stderr,
+            )
+            _sleep(wait)
+
+
 def download_file(
     remote: RemoteFile,
     dest_dir: Path,
@@ -190,40 +244,66 @@ def download_file(
 ) -> tuple[Path, str]:
     """Download ``remote`` into ``dest_dir``, resuming a previous ``.part``; verify size and md5.
 
+    A file already under its final name is verified again; if it fails it is set aside as
+    ``<name>.bad-md5`` and downloaded again.
+
     Returns:
         the verified file ``dest_dir / remote.name`` and its md5.
 
     Raises:
-        UserError: the transfer stayed incomplete after ``retries`` attempts (the ``.part`` file is
-            kept, so a rerun resumes), the size is wrong, or the md5 does not match (the bytes are
-            moved to ``<name>.bad-md5``).
+        UserError: the size and md5 are both unknown (nothing could verify the file), the transfer
+            stayed incomplete after ``retries`` attempts (the ``.part`` file is kept, so a rerun
+            resumes), the file is too large, or the md5 does not match (the bytes are moved to
+            ``<name>.bad-md5``; a rerun downloads the file again).
     """
     _check_scheme(remote.url)
+    if remote.size is None and remote.md5 is None:
+        raise UserError(
+            f"{remote.name}: expected size and checksum both unknown; refusing to download a file "
+            "that nothing could verify (pin them, or give the dataset's metadata_url)"
+        )
     dest_dir.mkdir(parents=True, exist_ok=True)
     final, part = dest_dir / remote.name, dest_dir / f"{remote.name}.part"
+    bad = dest_dir / f"{remote.name}.bad-md5"
     if final.exists():
-        return final, verify_file(final, remote, progress)
-    last_error: Exception | None = None
-    for _ in range(max(retries, 1)):
-        try:
-            _transfer(remote, part, timeout, progress)
-            last_error = None
-            break
-        except urllib.error.HTTPError as err:
-            raise UserError(
-                f"download of {remote.url} failed: HTTP {err.code} {err.reason}"
-            ) from err
-        except (OSError, http.client.HTTPException) as err:
-            last_error = err  # cut connection / timeout: resume from what is on disk
-    if last_error is not None or not part.exists():
+        problem = _verify_problem(final, remote, progress)
+        if problem is None:
+            return final, md5_file(final) if remote.md5 is None else remote.md5
+        print(f"{final}: {problem}; set aside as {bad.name}, downloading again", file=sys.stderr)
+        os.replace(final, bad)
+
+    def attempt() -> None:
+        _transfer(remote, part, timeout, progress)
+        have = part.stat().st_size if part.exists() else 0
+        if remote.size is not None and have < remote.size:
+            raise _ShortTransfer(f"transfer ended at {have} of {remote.size} bytes")
+
+    try:
+        _with_retries(f"download of {remote.name}", attempt, retries)
+    except urllib.error.HTTPError as err:
+        raise UserError(f"download of {remote.url} failed: HTTP {err.code} {err.reason}") from err
+    except (OSError, http.client.HTTPException) as err:
         have = part.stat().st_size if part.exists() else 0
         raise UserError(
             f"download of {remote.url} incomplete after {retries} attempt(s) ({have} bytes kept in "
-            f"{part}; rerun to resume): {last_error}"
-        )
+            f"{part}; rerun to resume): {err}"
+        ) from err
     digest = verify_file(part, remote, progress, bad_suffix=".bad-md5", final_name=remote.name)
     os.replace(part, final)
+    bad.unlink(missing_ok=True)  # an earlier bad copy, now replaced by a verified one
     return final, digest
+
+
+def _verify_problem(path: Path, remote: RemoteFile, progress: bool) -> str | None:
+    """Why ``path`` does not match ``remote`` (size, then md5), or None when it does."""
+    size = path.stat().st_size
+    if remote.size is not None and size != remote.size:
+        return f"{size} bytes, expected {remote.size}"
+    if remote.md5 is not None:
+        digest = md5_file(path, progress)
+        if digest != remote.md5:
+            return f"md5 {digest}, expected {remote.md5}"
+    return None
 
 
 def verify_file(
@@ -236,7 +316,8 @@ def verify_file(
     """Check the size and md5 of ``path`` against ``remote``; return the computed md5.
 
     Where a value is unknown (None) it is not checked and the computed md5 is printed. On an md5
-    mismatch with ``bad_suffix`` set, the file is renamed to ``<name><bad_suffix>`` (never deleted).
+    mismatch with ``bad_suffix`` set, the file is renamed to ``<name><bad_suffix>`` (never deleted;
+    a rerun downloads the file again and removes it once a good copy is verified).
     """
     size = path.stat().st_size
     if remote.size is not None and size != remote.size:
@@ -254,9 +335,80 @@ def verify_file(
             os.replace(path, where)
         raise UserError(
             f"checksum mismatch for {final_name or path.name}: md5 {digest}, expected {remote.md5}; "
-            f"the bytes are kept in {where} (delete it to download again)"
+            f"the bytes are kept in {where} for inspection; a rerun downloads it again (and removes "
+            "that copy once a good one is verified)"
         )
     return digest
+
+
+# ------------------------------------------------------------------------------------ metadata
+
+
+def _metadata_entries(data: object) -> dict[str, tuple[int | None, str | None]]:
+    """``{file name: (size, md5)}`` from a Zenodo record document (``files`` as a list, or as
+    ``{"entries": ...}``; checksums as ``md5:<hex>``)."""
+    files = data.get("files") if isinstance(data, dict) else None
+    if isinstance(files, dict):
+        files = files.get("entries", files)
+    if isinstance(files, dict):
+        files = list(files.values())
+    if not isinstance(files, list):
+        raise ValueError("no 'files' list in the record")
+    out: dict[str, tuple[int | None, str | None]] = {}
+    for entry in files:
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("key") or entry.get("filename")
+        size = entry.get("size", entry.get("filesize"))
+        checksum = str(entry.get("checksum") or "")
+        algo, _, value = checksum.rpartition(":")
+        md5_hex = value.lower() if algo in ("md5", "") and len(value) == 32 else None
+        if name:
+            out[str(name)] = (int(size) if size is not None else None, md5_hex)
+    return out
+
+
+def resolve_checksums(spec: DatasetSpec, timeout: float = 60.0, retries: int = 5) -> DatasetSpec:
+    """``spec`` with every unknown size and md5 taken from the record's metadata (pinned values win).
+
+    Raises:
+        UserError: a file would still have neither a size nor an md5 (metadata unreachable, not
+            JSON, or not listing the file).
+    """
+    unknown = [f for f in spec.files if f.size is None or f.md5 is None]
+    if not unknown:
+        return spec
+    if spec.metadata_url is None:
+        entries: dict[str, tuple[int | None, str | None]] = {}
+    else:
+        _check_scheme(spec.metadata_url)
+        box: list[bytes] = []
+
+        def attempt() -> None:
+            with _open(spec.metadata_url, 0, timeout) as response:
+                box.append(response.read())
+
+        try:
+            _with_retries(f"metadata of {spec.name}", attempt, retries)
+            entries = _metadata_entries(json.loads(box[0].decode("utf-8")))
+        except (OSError, http.client.HTTPException, ValueError) as err:
+            raise UserError(
+                f"{spec.name}: cannot read the expected sizes and md5 of "
+                f"{', '.join(f.name for f in unknown)} from {spec.metadata_url} ({err}); a file whose "
+                "size and checksum are both unknown is never accepted, so nothing was downloaded"
+            ) from err
+    files = []
+    for f in spec.files:
+        size, digest = entries.get(f.name, (None, None))
+        f = RemoteFile(f.name, f.url, f.size if f.size is not None else size, f.md5 or digest)
+        if f.size is None and f.md5 is None:
+            raise UserError(
+                f"{spec.name}: the size and checksum of {f.name} are both unknown "
+                f"({spec.metadata_url or 'no metadata_url'} does not list them); refusing to "
+                "download a file that nothing could verify"
+            )
+        files.append(f)
+    return dataclasses.replace(spec, files=tuple(files))
 
 
 # ---------------------------------------------------------------------------------- extraction
@@ -269,6 +421,7 @@ class ChainedReader(io.RawIOBase):
         super().__init__()
         self._paths: Iterator[Path] = iter(paths)
         self._file = None
+        self.current: Path | None = paths[0] if paths else None  # the part the last bytes came from
         self._next()
 
     def _next(self) -> None:
@@ -276,11 +429,14 @@ class ChainedReader(io.RawIOBase):
             self._file.close()
         path = next(self._paths, None)
         self._file = open(path, "rb") if path is not None else None  # noqa: SIM115
+        if path is not None:
+            self.current = path
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
+        """Bytes of the current part only (a read never spans two parts, so ``current`` is exact)."""
         while self._file is not None:
             n = self._file.readinto(buffer)
             if n:
@@ -306,12 +462,54 @@ def _extract_zip(archive: Path, dest: Path) -> None:
 
 
 def _extract_tar_parts(parts: list[Path], dest: Path) -> None:
+    """Stream the concatenated parts through tarfile; UserError naming the part being read when the
+    archive is corrupt, and when it ends early or at a corrupt header (tarfile stops silently there).
+    """
     # DEVIATION: the authors' data.sh `cat`s the parts into one file, then untars it; streaming the
     # parts through one reader extracts the same bytes without a second copy of the archive on disk.
-    stream = io.BufferedReader(ChainedReader(parts), buffer_size=CHUNK)
-    with stream, tarfile.open(fileobj=stream, mode="r|gz") as tf:
-        for member in tqdm(tf, desc=f"extract {parts[0].name.split('.')[0]}", unit=" files"):
-            tf.extract(member, dest, filter="data")
+    # No read-ahead buffer: tarfile's gzip layer reads one part at a time, so reader.current is the
+    # part whose bytes failed.
+    reader = ChainedReader(parts)
+    try:
+        with reader, tarfile.open(fileobj=reader, mode="r|gz") as tf:
+            for member in tqdm(tf, desc=f"extract {parts[0].name.split('.')[0]}", unit=" files"):
+                tf.extract(member, dest, filter="data")
+            stopped_in = reader.current  # where iteration ended: the end marker or a bad header
+            try:
+                _check_tar_end(tf)
+            except UserError as err:
+                raise UserError(f"corrupt archive: part {_name(stopped_in)}: {err}") from err
+    except UserError:
+        raise
+    except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError) as err:
+        raise UserError(
+            f"corrupt archive: part {_name(reader.current)} (of {len(parts)}): "
+            f"{type(err).__name__}: {err}"
+        ) from err
+
+
+def _name(path: Path | None) -> str:
+    return path.name if path is not None else "?"
+
+
+def _check_tar_end(tf: tarfile.TarFile) -> None:
+    """After iteration: the archive must end with zero blocks only (the end-of-archive marker).
+
+    tarfile ends iteration without an error at a corrupt or truncated header after the first member;
+    then the rest of the stream is not all zeros (members follow) or is shorter than a block.
+    """
+    rest = 0
+    while True:
+        block = tf.fileobj.read(CHUNK)
+        if not block:
+            break
+        if block.count(0) != len(block):
+            raise UserError(
+                f"corrupt member header after {tf.offset} bytes of the tar stream (members follow)"
+            )
+        rest += len(block)
+    if rest < tarfile.BLOCKSIZE:
+        raise UserError(f"tar stream truncated after {tf.offset} bytes (no end-of-archive marker)")
 
 
 def find_root(folder: Path, split_dirs: list[str], max_depth: int = 2) -> Path | None:
@@ -342,6 +540,8 @@ def extract(spec: DatasetSpec, archives: list[Path], out: Path) -> Path:
                 _extract_zip(archives[0], tmp)
             else:
                 _extract_tar_parts(archives, tmp)
+        except UserError:
+            raise
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as err:
             raise UserError(
                 f"corrupt archive {archives[0].name}: {type(err).__name__}: {err}"
@@ -351,7 +551,13 @@ def extract(spec: DatasetSpec, archives: list[Path], out: Path) -> Path:
             raise UserError(
                 f"{archives[0].name}: no folder with {sorted(spec.counts)} found in the archive"
             )
-        validate_layout(root, spec.task, spec.counts, strict=spec.name == "musdb18hq")
+        found = validate_layout(root, spec.task, spec.counts, strict=spec.name == "musdb18hq")
+        short = [f"{f}: {found.get(f, 0)} tracks, expected {n}" for f, n in spec.counts.items()
+                 if found.get(f, 0) < n]  # fmt: skip
+        if short:  # a short archive is an error even where the exact count is only a warning
+            raise UserError(
+                f"{archives[0].name}: the archive holds too few tracks: {'; '.join(short)}"
+            )
         os.rename(root, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -446,6 +652,7 @@ def fetch_spec(
     if out.exists() or out.is_symlink():
         raise UserError(f"{out} already exists; refusing to overwrite it")
     archive_dir = Path(archive_dir) if archive_dir else out.parent / "downloads"
+    spec = resolve_checksums(spec, retries=retries)  # before any byte: every file verifiable
     done = [download_file(f, archive_dir, retries=retries, progress=progress) for f in spec.files]
     sums = {path.name: digest for path, digest in done}
     write_text_atomic(

@@ -1,7 +1,10 @@
 """``sfc evaluate``: separate and score a test split with a trained checkpoint, resumably per track.
 
 Each track's scores go to ``<out-dir>/<track>-<hash>.json`` (atomic); a rerun with the same settings only
-scores the tracks without a file. The merged tidy table (``--scores``, CSV: experiment, track, target,
+scores the tracks without a file. A track that cannot be scored (unreadable, stems of different lengths)
+is recorded under ``failed_tracks`` in the aggregate JSON and the others are scored; the command then
+exits 2 naming it. Silent reference stems are left out of every metric's mean/median and counted
+(``num_tracks_per_aggregate``); JSON holds ``null`` where a value is undefined. The merged tidy table (``--scores``, CSV: experiment, track, target,
 metric, value) and the aggregates with provenance (``--aggregate``, JSON) are rewritten at the end.
 """
 
@@ -28,6 +31,7 @@ from sfc.eval.table import (
     track_result_path,
 )
 from sfc.provenance import (
+    check_writable,
     git_commit,
     package_versions,
     sha256,
@@ -39,7 +43,12 @@ from sfc.provenance import (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="model file (checkpoint) to evaluate")
     parser.add_argument("--data-root", type=Path, required=True, help="dataset root folder")
-    parser.add_argument("--task", choices=sorted(TASK_METRICS), required=True)
+    parser.add_argument(
+        "--task",
+        choices=sorted(TASK_METRICS),
+        required=True,
+        help="task of the dataset and model: mss (MUSDB18-HQ) or cass (DnR v2)",
+    )
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
     parser.add_argument(
         "--out-dir", type=Path, required=True, help="folder for the per-track result files"
@@ -201,6 +210,10 @@ def main(args: argparse.Namespace) -> int:
 
     check_chunking(args)
     apply_threads(args)
+    check_writable(args.out_dir, "--out-dir")  # before any model or track is loaded
+    check_writable(args.scores.parent, "--scores")
+    if args.aggregate is not None:
+        check_writable(args.aggregate.parent, "--aggregate")
     try:
         from sfc.data.tracks import list_tracks
     except ImportError as err:
@@ -232,16 +245,24 @@ def main(args: argparse.Namespace) -> int:
     }
     if args.precision != "auto":  # "auto" is what device_type implies; earlier results stay valid
         settings["precision"] = args.precision
-    results, reused = [], 0
+    results, reused, failed = [], 0, {}
     for ref in tqdm(refs, desc=f"evaluate {experiment}", unit="track"):
         path = track_result_path(args.out_dir, ref.name)
         result = read_track_result(path, settings)
         if result is None:
-            result = score_one(model, ref, settings, args, experiment)
+            try:
+                result = score_one(model, ref, settings, args, experiment)
+            except UserError as err:  # a bad track (e.g. stems of different lengths): record, go on
+                failed[ref.name] = str(err)
+                tqdm.write(f"sfc evaluate: track {ref.name} could not be scored: {err}")
+                continue
             write_json_atomic(path, result)
         else:
             reused += 1
         results.append(result)
+    if not results:
+        lines = "\n".join(f"  {name}: {msg}" for name, msg in failed.items())
+        raise UserError(f"no track could be scored:\n{lines}")
     table = tidy_table(results)
     write_text_atomic(args.scores, table.to_csv(index=False))
     summary = {
@@ -250,6 +271,14 @@ def main(args: argparse.Namespace) -> int:
         "split": args.split,
         "num_tracks": len(results),
         "aggregates": aggregate_dict(table),
+        # tracks that entered each mean/median (silent reference stems are left out, sfc.eval.metrics)
+        "num_tracks_per_aggregate": aggregate_dict(table, counts=True),
+        "silent_references": {
+            r["track"]: r.get("silent_references", [])
+            for r in results
+            if r.get("silent_references")
+        },
+        "failed_tracks": failed,
         "settings": settings,
         "checkpoint": str(args.model),
         "model_config": ckpt.get("model_config"),
@@ -258,9 +287,19 @@ def main(args: argparse.Namespace) -> int:
     }
     write_json_atomic(args.aggregate or args.scores.with_suffix(".json"), summary)
     print(f"scored {len(results) - reused} track(s), reused {reused}; table: {args.scores}")
+    counts = summary["num_tracks_per_aggregate"]
     for metric, per_agg in summary["aggregates"].items():
         for how, per_target in per_agg.items():
             print(
-                f"  {metric} ({how}): " + "  ".join(f"{t} {v:.2f}" for t, v in per_target.items())
+                f"  {metric} ({how}): "
+                + "  ".join(
+                    f"{t} {v:.2f} (n={counts[metric][how][t]})" for t, v in per_target.items()
+                )
             )
+    if failed:
+        lines = "\n".join(f"  {name}: {msg}" for name, msg in failed.items())
+        raise UserError(
+            f"{len(failed)} of {len(refs)} track(s) could not be scored (the others are in "
+            f"{args.scores}; a rerun retries only these):\n{lines}"
+        )
     return 0

@@ -15,6 +15,11 @@ PAPER: spec §9 and §14 items 5 and 12.
   aggregated by the mean over tracks (lightsaft.md §5, `evaluator/music_demixing.py`).
 
 Every array is (N, C, L) = (sources, channels, samples), float; values are float dB.
+
+Silent references: one convention for every metric. A reference stem whose mean square over channels and
+samples is at most ``SILENT_MEAN_SQUARE`` (RMS -100 dBFS) has no defined score: ``score_track`` gives NaN
+for it in every metric (written ``null`` in JSON) and lists it under ``silent_references``; the
+aggregates over tracks leave it out and count the tracks that entered (``sfc.eval.table``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,20 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "cass": ("snr", "si_sdr", "spec_snr"),
 }
 METRICS: tuple[str, ...] = ("usdr", "csdr", "snr", "si_sdr", "spec_snr", "mdx_sdr")
+# ASSUMPTION: the spec has no rule for silent reference stems. Scored, uSDR of a silent stem is
+# 10·log10(ε / (‖ŝ‖² + ε)) ≈ −100 dB whatever the model does, so it says nothing about the model and
+# would dominate a mean; it is excluded from every metric instead (and counted).
+SILENT_MEAN_SQUARE = 1e-10  # RMS -100 dBFS
+
+
+def silent_references(references: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Which reference stems are silent (mean square <= SILENT_MEAN_SQUARE).
+
+    Shapes:
+        references: (N, C, L) -> (N,) bool
+    """
+    ref = _as_f64(references)
+    return np.square(ref).mean(axis=(-2, -1)) <= SILENT_MEAN_SQUARE
 
 
 def _as_f64(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -193,8 +212,9 @@ def score_track(
         csdr_backend: ``fast`` (ours) or ``museval``.
 
     Returns:
-        ``{"scores": {metric: {target: dB}}, "csdr_frames": {target: [dB or None per frame]}}``
-        (``csdr_frames`` only when ``csdr`` is asked for; NaN frames become None).
+        ``{"scores": {metric: {target: dB}}, "silent_references": [target, ...],
+        "csdr_frames": {target: [dB or None per frame]}}`` (``csdr_frames`` only when ``csdr`` is asked
+        for; NaN frames become None). A silent reference's scores are NaN in every metric.
 
     Shapes:
         references, estimates: (N, C, L)
@@ -224,6 +244,13 @@ def score_track(
                 t: [None if np.isnan(v) else float(v) for v in row]
                 for t, row in zip(targets, frames)
             }
+    silent = silent_references(ref)  # (N,)
+    result["silent_references"] = [t for t, s in zip(targets, silent) if s]
     for name, values in per_source.items():
+        values = np.where(silent, np.nan, values)  # (N,) one convention for every metric
         result["scores"][name] = {t: float(v) for t, v in zip(targets, values)}
+    if "csdr_frames" in result:
+        for t, s in zip(targets, silent):
+            if s:
+                result["csdr_frames"][t] = [None] * len(result["csdr_frames"][t])
     return result

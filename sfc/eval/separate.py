@@ -6,12 +6,16 @@ averaged (rectangular cross-fade); the last chunk is zero-padded; all-silent chu
 model and count as an all-zero estimate. Chunks go through the model in batches under bf16 autocast on
 GPU (fp32 on CPU; ``precision="bf16"`` opts in to bf16 autocast on CPU too); only one batch of chunks
 lives on the device at a time.
+
+``separate_stream`` is the streaming core: it reads the mixture chunk by chunk and yields the finished
+estimate in order, so memory depends on the batch of chunks, not on the track length (``sfc separate``
+writes the blocks straight to the stem files); ``separate_track`` collects its blocks for scoring.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import torch
@@ -98,13 +102,6 @@ def _model_device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def _batches(starts: list[int], active: list[bool], batch_size: int) -> Iterator[list[int]]:
-    """Indices of the non-silent chunks, ``batch_size`` at a time."""
-    todo = [i for i, keep in enumerate(active) if keep]
-    for first in range(0, len(todo), batch_size):
-        yield todo[first : first + batch_size]
-
-
 def inference_autocast(device: torch.device, precision: Precision = "auto") -> torch.autocast:
     """The autocast context of separation: bf16 on CUDA for ``auto``, else as ``precision`` says.
 
@@ -117,18 +114,8 @@ def inference_autocast(device: torch.device, precision: Precision = "auto") -> t
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
 
-def _check_args(
-    model: nn.Module, mix: torch.Tensor, chunk: int, shift: int, batch_size: int
-) -> None:
-    if mix.dim() != 2:
-        raise ValueError(
-            f"separate_track expects a mixture of shape (C, L), got {tuple(mix.shape)}"
-        )
-    if mix.shape[0] != model.num_channels:
-        raise ValueError(
-            f"the model separates {model.num_channels}-channel audio, got {mix.shape[0]}"
-        )
-    if mix.shape[1] < 1:
+def _check_args(model: nn.Module, length: int, chunk: int, shift: int, batch_size: int) -> None:
+    if length < 1:
         raise ValueError("cannot separate an empty track (0 samples)")
     if chunk < 1 or not 1 <= shift <= chunk:
         raise ValueError(f"need 1 <= shift <= chunk samples, got chunk={chunk}, shift={shift}")
@@ -160,7 +147,7 @@ def separate_track(
         shift_seconds: hop between chunk starts in seconds (<= chunk_seconds).
         batch_size: chunks per model call.
         device: where the model runs; None keeps the model's current device.
-        progress: show a tqdm bar over the batches.
+        progress: show a tqdm bar over the chunks.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16`` (autocast on
             any device).
 
@@ -170,43 +157,139 @@ def separate_track(
     Shapes:
         mix: (C, L) -> (N, C, L)
     """
+    if mix.dim() != 2:
+        raise ValueError(
+            f"separate_track expects a mixture of shape (C, L), got {tuple(mix.shape)}"
+        )
+    audio = mix.detach().to("cpu", torch.float32)  # (C, L)
+
+    def read(start: int, stop: int) -> torch.Tensor:
+        return audio[:, start:stop]  # (C, <= stop - start)
+
+    blocks = separate_stream(
+        model,
+        read,
+        audio.shape[-1],
+        chunk_seconds,
+        shift_seconds,
+        batch_size,
+        device,
+        progress,
+        precision,
+    )
+    return torch.cat(list(blocks), dim=-1)  # (N, C, L)
+
+
+@torch.inference_mode()
+def separate_stream(
+    model: nn.Module,
+    read: Callable[[int, int], torch.Tensor],
+    length: int,
+    chunk_seconds: float = 12.0,
+    shift_seconds: float = 6.0,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    precision: Precision = "auto",
+) -> Iterator[torch.Tensor]:
+    """Chunked separation that yields the finished output in order, holding a bounded window.
+
+    The same computation as ``separate_track`` (which is built on it): chunks in order, the non-silent
+    ones ``batch_size`` at a time through the model, estimates overlap-added into a running window; as
+    soon as no later chunk can touch a sample it is divided by its chunk count and yielded. Memory is
+    O(batch_size x chunk), whatever ``length`` is.
+
+    Args:
+        model: as for ``separate_track``.
+        read: ``read(start, stop)`` -> the mixture samples [start, stop) as float32 (C, <= stop - start)
+            on CPU (fewer at the end of the track: the rest is zero-padded).
+        length: track length L in samples.
+        chunk_seconds, shift_seconds, batch_size, device, progress, precision: as for
+            ``separate_track``.
+
+    Yields:
+        consecutive blocks of the estimate, float32 on CPU, together L samples long.
+
+    Shapes:
+        yields (N, C, l) blocks, sum of l = L
+    """
     sample_rate = model.sample_rate
     chunk = round(chunk_seconds * sample_rate)
     shift = round(shift_seconds * sample_rate)
-    _check_args(model, mix, chunk, shift, batch_size)
+    _check_args(model, length, chunk, shift, batch_size)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     device = torch.device(device) if device is not None else _model_device(model)
     model.to(device)
     was_training = model.training
     model.eval()
-
-    num_ch, length = mix.shape
     starts = chunk_starts(length, chunk, shift)
-    padded_len = starts[-1] + chunk
-    padded = torch.zeros(num_ch, padded_len, dtype=torch.float32)  # (C, L') on CPU
-    padded[:, :length] = mix.detach().to("cpu", torch.float32)
-    out = torch.zeros(model.num_sources, num_ch, padded_len, dtype=torch.float32)  # (N, C, L')
-    weight = torch.zeros(padded_len, dtype=torch.float32)  # (L',) chunks covering each sample
-    for s in starts:
-        # ASSUMPTION: a skipped (silent) chunk still counts in the average as an all-zero estimate
-        # ("output 0", spec §9); the authors' exact bookkeeping is not in the spec.
-        weight[s : s + chunk] += 1.0
-    active = [bool(padded[:, s : s + chunk].abs().amax() > 0) for s in starts]
-
+    window = _Window(model.num_sources, model.num_channels)
     autocast = inference_autocast(device, precision)
-    batches = list(_batches(starts, active, batch_size))
+    pending: list[tuple[int, torch.Tensor]] = []  # (start, chunk (C, chunk)) awaiting the model
+    bar = tqdm(total=len(starts), desc="chunks", unit="chunk", disable=not progress, leave=False)
     try:
-        for idx in tqdm(batches, desc="chunks", unit="batch", disable=not progress, leave=False):
-            chunks = torch.stack(
-                [padded[:, starts[i] : starts[i] + chunk] for i in idx]
-            )  # (B, C, chunk)
-            with autocast:
-                est = model(chunks.to(device))  # (B, N, C, chunk)
-            est = est.float().cpu()
-            for b, i in enumerate(idx):
-                out[..., starts[i] : starts[i] + chunk] += est[b]
+        for i, s in enumerate(starts):
+            piece = _padded(read(s, min(s + chunk, length)), model.num_channels, chunk)
+            # ASSUMPTION: a skipped (silent) chunk still counts in the average as an all-zero
+            # estimate ("output 0", spec §9); the authors' exact bookkeeping is not in the spec.
+            window.cover(s, chunk)
+            if piece.abs().amax() > 0:
+                pending.append((s, piece))
+            last = i + 1 == len(starts)
+            if len(pending) == batch_size or (last and pending):
+                batch = torch.stack([p for _, p in pending])  # (B, C, chunk)
+                with autocast:
+                    est = model(batch.to(device)).float().cpu()  # (B, N, C, chunk)
+                for b, (start, _) in enumerate(pending):
+                    window.add(start, est[b])
+                bar.update(len(pending))
+                pending = []
+            if not pending:  # every chunk so far is in: samples before the next start are final
+                final = length if last else starts[i + 1]
+                if final > window.base:
+                    yield window.pop(final)
     finally:
+        bar.close()
         model.train(was_training)
-    out /= weight  # (N, C, L') every sample is covered by >= 1 chunk
-    return out[..., :length].contiguous()
+
+
+def _padded(piece: torch.Tensor, num_channels: int, chunk: int) -> torch.Tensor:
+    """A chunk zero-padded to ``chunk`` samples. Shapes: (C, l) -> (C, chunk)."""
+    if piece.dim() != 2 or piece.shape[0] != num_channels:
+        raise ValueError(
+            f"the model separates {num_channels}-channel audio, got a block of {tuple(piece.shape)}"
+        )
+    out = torch.zeros(num_channels, chunk, dtype=torch.float32)
+    out[:, : piece.shape[-1]] = piece
+    return out
+
+
+class _Window:
+    """Running overlap-add sums over [base, base + width): estimates (N, C, width), counts (width,)."""
+
+    def __init__(self, num_sources: int, num_channels: int) -> None:
+        self.base = 0
+        self.sums = torch.zeros(num_sources, num_channels, 0)
+        self.counts = torch.zeros(0)
+
+    def _grow(self, end: int) -> None:
+        extra = end - self.base - self.counts.shape[0]
+        if extra > 0:
+            self.sums = torch.cat([self.sums, self.sums.new_zeros(*self.sums.shape[:2], extra)], -1)
+            self.counts = torch.cat([self.counts, self.counts.new_zeros(extra)])
+
+    def cover(self, start: int, chunk: int) -> None:
+        self._grow(start + chunk)
+        self.counts[start - self.base : start - self.base + chunk] += 1.0
+
+    def add(self, start: int, est: torch.Tensor) -> None:  # est (N, C, chunk)
+        self.sums[..., start - self.base : start - self.base + est.shape[-1]] += est
+
+    def pop(self, end: int) -> torch.Tensor:
+        """The finished average over [base, end), removed from the window. Shapes: -> (N, C, l)."""
+        n = end - self.base
+        out = self.sums[..., :n] / self.counts[:n]  # every sample is covered by >= 1 chunk
+        self.sums, self.counts = self.sums[..., n:].clone(), self.counts[n:].clone()
+        self.base = end
+        return out

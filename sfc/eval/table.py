@@ -71,7 +71,9 @@ def tidy_rows(
 def tidy_table(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """The tidy table from per-track results (dicts with experiment, track, scores)."""
     rows = [row for r in results for row in tidy_rows(r["experiment"], r["track"], r["scores"])]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["value"] = pd.to_numeric(table["value"], errors="coerce").astype(float)  # null -> NaN
+    return table
 
 
 def aggregate(table: pd.DataFrame) -> pd.DataFrame:
@@ -95,11 +97,16 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def aggregate_dict(table: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
-    """``{metric: {aggregate: {target: value}}}`` for one experiment's table (for the JSON file)."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
+def aggregate_dict(
+    table: pd.DataFrame, counts: bool = False
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{metric: {aggregate: {target: value}}}`` for one experiment's table (for the JSON file);
+    with ``counts``, the number of tracks that entered each value instead (NaN = silent reference or
+    failed metric, left out)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     for row in aggregate(table).itertuples():
-        out.setdefault(row.metric, {}).setdefault(row.aggregate, {})[row.target] = row.value
+        value = int(row.num_tracks) if counts else row.value
+        out.setdefault(row.metric, {}).setdefault(row.aggregate, {})[row.target] = value
     return out
 
 

@@ -27,7 +27,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
+    sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT", help="what to build")
     p = sub.add_parser("table", help="one paper table (Markdown, CSV, LaTeX)")
     p.add_argument("--table", required=True, help="table name, e.g. main_mss")
     p.add_argument("--experiments", nargs="+", required=True, help="experiment ids, in row order")
@@ -40,26 +40,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ID=PAPER_ID",
         help="compare a model with another paper experiment's reported values",
     )
-    p.add_argument("--md", type=Path, required=True)
-    p.add_argument("--csv", type=Path, required=True)
-    p.add_argument("--tex", type=Path, required=True)
+    p.add_argument("--md", type=Path, required=True, help="Markdown table to write")
+    p.add_argument("--csv", type=Path, required=True, help="CSV table to write")
+    p.add_argument("--tex", type=Path, required=True, help="LaTeX table to write")
     _common(p)
     p = sub.add_parser("position-bias", help="initial vs learned SFC-CA positional bias")
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True, help="trained SFC-CA model file")
+    p.add_argument("--out", type=Path, required=True, help="PNG figure to write")
     _common(p)
     p = sub.add_parser("attention", help="SFC-CA attention maps beside input spectrograms")
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--data-root", type=Path, required=True)
-    p.add_argument("--split", default="test")
+    p.add_argument("--model", type=Path, required=True, help="trained SFC-CA model file")
+    p.add_argument("--data-root", type=Path, required=True, help="dataset root of the track")
+    p.add_argument("--split", default="test", help="dataset split of the track")
     p.add_argument("--track", default=None, help="track folder name (default: the first)")
     p.add_argument("--seconds", type=float, default=10.0, help="excerpt length")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="PNG figure to write")
     _common(p)
     for name, text in (("num_bands", "SDR vs number of bands"), ("params", "parameters vs SDR")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--tables", nargs="+", type=Path, required=True, help="table CSVs")
-        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--out", type=Path, required=True, help="PNG figure to write")
         _common(p)
 
 

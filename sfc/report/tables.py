@@ -48,6 +48,7 @@ CELL_COLUMNS = (
     "n_seeds",
     "paper",
     "diff",
+    "n_tracks",
 )
 SIGNIFICANCE_COLUMNS = ("baseline", "p_value", "significant")  # see the module docstring
 TABLE_COLUMNS = (*CELL_COLUMNS, *SIGNIFICANCE_COLUMNS)
@@ -174,8 +175,9 @@ def model_values(scores: pd.DataFrame) -> pd.DataFrame:
     """One value per (experiment, column, target): aggregate over tracks, then the stem average.
 
     Returns:
-        Columns experiment, column, target, value. Rows with target "avg" in the input are ignored:
-        the average is always recomputed from the stems.
+        Columns experiment, column, target, value, n_tracks (the tracks that entered the value: NaN
+        values, e.g. silent reference stems, are left out; for "avg" the smallest count of its stems).
+        Rows with target "avg" in the input are ignored: the average is always recomputed from the stems.
     """
     rows = []
     scores = scores[scores["target"] != "avg"]
@@ -186,9 +188,12 @@ def model_values(scores: pd.DataFrame) -> pd.DataFrame:
     for column in columns:
         sub = scores[scores["metric"] == column.metric]
         for (exp, target), group in sub.groupby(["experiment", "target"], sort=False):
-            rows.append((exp, column.key, target, _aggregate(group["value"], column.aggregate)))
-    values = pd.DataFrame(rows, columns=["experiment", "column", "target", "value"])
-    avg = values.groupby(["experiment", "column"], sort=False)["value"].mean().reset_index()
+            n = int(np.isfinite(group["value"].to_numpy(dtype=float)).sum())
+            rows.append((exp, column.key, target, _aggregate(group["value"], column.aggregate), n))
+    values = pd.DataFrame(rows, columns=["experiment", "column", "target", "value", "n_tracks"])
+    grouped = values.groupby(["experiment", "column"], sort=False)
+    avg = grouped["value"].mean().reset_index()
+    avg["n_tracks"] = grouped["n_tracks"].min().to_numpy()
     avg["target"] = "avg"
     return pd.concat([values, avg[values.columns]], ignore_index=True)
 
@@ -276,9 +281,12 @@ def build_table(
                     len(vals),
                     math.nan if paper is None else paper,
                     diff,
+                    group["n_tracks"].min() if "n_tracks" in group else math.nan,
                 )
             )
-    out = _with_significance(pd.DataFrame(rows, columns=list(CELL_COLUMNS)), scores, bases)
+    out = pd.DataFrame(rows, columns=list(CELL_COLUMNS))
+    out["n_tracks"] = out["n_tracks"].astype("Int64")  # empty for the cost columns
+    out = _with_significance(out, scores, bases)
     return _sorted(out, bases)
 
 
@@ -326,10 +334,12 @@ def _num(value: float, digits: int, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def format_cell(row: pd.Series, tex: bool = False) -> str:
-    """``ours [± spread][†] / paper / diff``; an unknown paper value leaves its two parts empty.
+def format_cell(row: pd.Series, tex: bool = False, full_tracks: int | None = None) -> str:
+    """``ours [± spread][†] [(n=K)] / paper / diff``; an unknown paper value leaves its two parts empty.
 
-    † marks a significant difference from the band-split counterpart (module docstring).
+    † marks a significant difference from the band-split counterpart (module docstring). ``(n=K)``
+    appears when only K of the row's ``full_tracks`` tracks entered the mean/median (the others had no
+    defined value, e.g. a silent reference stem).
     """
     digits = 4 if row["column"] == "rtf" else 2
     ours = _num(row["ours"], digits)
@@ -337,6 +347,9 @@ def format_cell(row: pd.Series, tex: bool = False) -> str:
         ours += (r" $\pm$ " if tex else " ± ") + _num(row["spread"], digits)
     if ours and row.get("significant") in (True,):  # True or numpy True; not None / NaN
         ours += r"$^\dagger$" if tex else MARK
+    n = row.get("n_tracks")
+    if full_tracks is not None and n is not None and not pd.isna(n) and int(n) < full_tracks:
+        ours = f"{ours} (n={int(n)})".strip()
     if not math.isfinite(row["paper"]):
         return ours
     return f"{ours} / {_num(row['paper'], digits)} / {_num(row['diff'], digits, signed=True)}"
@@ -365,11 +378,13 @@ def to_grid(frame: pd.DataFrame, tex: bool = False) -> tuple[list[str], list[lis
         }
         lead += [cells.get(c, "") for c in scalar_cols]
         msub = sub[sub["target"] != "total"]
+        counts = pd.to_numeric(msub.get("n_tracks", pd.Series(dtype=float)), errors="coerce")
+        full = int(counts.max()) if counts.notna().any() else None
         if msub.empty:
             body.append(lead)
         for i, column in enumerate(dict.fromkeys(msub["column"])):
             by_target = {
-                r["target"]: format_cell(r, tex)
+                r["target"]: format_cell(r, tex, full)
                 for _, r in msub[msub["column"] == column].iterrows()
             }
             prefix = lead if i == 0 else ["", "", ""] + [""] * len(scalar_cols)
@@ -383,8 +398,9 @@ def to_markdown(frame: pd.DataFrame, title: str) -> str:
     lines = [
         f"# {title}",
         "",
-        "Cells: ours [± std over seeds] / paper / difference (ours − paper); "
-        "an empty paper part means the paper's value is unknown. "
+        "Cells: ours [± std over seeds] [(n=K)] / paper / difference (ours − paper); "
+        "an empty paper part means the paper's value is unknown; (n=K): only K of the model's "
+        "test tracks entered this mean/median (silent reference stems are left out). "
         f"{MARK}: differs from the band-split model of the same size and K in this table "
         f"(two-sided paired t-test over the test tracks, p < {ALPHA}).",
         "",

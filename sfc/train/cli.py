@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from sfc.experiments import parse_experiment
+from sfc.provenance import check_writable
 from sfc.train.config import RECIPES, resolve_config
 
 
@@ -61,6 +62,8 @@ def main(args: argparse.Namespace) -> int:
 
     exp = parse_experiment(args.experiment)
     config = resolve_config(exp.task, args.recipe, exp.seed, args.config, args.sets)
+    check_writable(args.work_dir, "--work-dir")  # before any data is read: not after the training
+    check_writable(args.output.parent, "--output")
     try:
         output = train(exp.id, config, _paths(args), args.device)
     except TrainingStopped as stop:

@@ -10,6 +10,7 @@ badly-typed values are a UserError naming the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, fields, replace
@@ -161,6 +162,7 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise UserError(f"train config: {key} must be >= 1, got {getattr(self, key)}")
+        self._check_ranges()
         if self.recipe not in RECIPES:
             raise UserError(f"train config: recipe {self.recipe!r} is not one of {RECIPES}")
         if not 0.0 <= self.source_dropout < 1.0 or not 0.0 <= self.ema_decay < 1.0:
@@ -174,6 +176,39 @@ class TrainConfig:
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise UserError(
                 f"train config: grad_clip must be positive or null (no clipping), got {self.grad_clip}"
+            )
+
+    def _check_ranges(self) -> None:
+        """UserError naming the key for a value outside its meaningful range (before torch sees it)."""
+        floats = {f.name: getattr(self, f.name) for f in fields(self) if f.type in ("float",)}
+        for key, value in {**floats, "betas": self.betas}.items():
+            if not all(math.isfinite(v) for v in (value if key == "betas" else (value,))):
+                raise UserError(f"train config: {key} must be a finite number, got {value!r}")
+        rules = (  # (key, lower bound, lower bound included)
+            ("lr", 0.0, False),
+            ("grad_clip", 0.0, False),
+            ("segment_seconds", 0.0, False),
+            ("valid_chunk_seconds", 0.0, False),
+            ("valid_shift_seconds", 0.0, False),
+            ("weight_decay", 0.0, True),
+            ("gain_db", 0.0, True),
+            ("warmup_steps", 0, True),
+            ("decay_start", 0, True),
+            ("num_workers", 0, True),
+        )
+        for key, low, closed in rules:
+            value = getattr(self, key)
+            if value < low or (value == low and not closed):
+                raise UserError(
+                    f"train config: {key} must be {'>=' if closed else '>'} {low:g}, got {value!r}"
+                )
+        if not 0.0 < self.decay_gamma <= 1.0:
+            raise UserError(f"train config: decay_gamma must be in (0, 1], got {self.decay_gamma}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise UserError(f"train config: betas must be in [0, 1), got {list(self.betas)}")
+        if self.num_valid_tracks is not None and self.num_valid_tracks < 1:
+            raise UserError(
+                f"train config: num_valid_tracks must be >= 1 or null, got {self.num_valid_tracks}"
             )
 
     def batch_plan(self, world_size: int) -> BatchPlan:

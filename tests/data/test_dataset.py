@@ -117,6 +117,22 @@ def test_refuses_a_cache_of_another_split(cache, tmp_path):
         DynamicMixDataset(bad, "mss", 4)
 
 
+@pytest.mark.parametrize("keep", [0.5, 0.999, 100 / 1e9])
+def test_truncated_cache_array_is_named_when_opened(cache, tmp_path, keep):
+    bad = shutil.copytree(cache, tmp_path / "bad")
+    index = json.loads((bad / "index.json").read_text())
+    victim = bad / index["stems"]["drums"]["file"]
+    data = victim.read_bytes()
+    victim.write_bytes(
+        data[: max(int(len(data) * keep), 100)]
+    )  # as after a full disk or a cut copy
+    with pytest.raises(UserError, match=rf"{victim.name}.*(truncated|not a valid)"):
+        DynamicMixDataset(bad, "mss", 4, segment_seconds=1.0)
+    victim.unlink()
+    with pytest.raises(UserError, match=rf"{victim.name}.*missing"):
+        DynamicMixDataset(bad, "mss", 4, segment_seconds=1.0)
+
+
 def test_refuses_wrong_task_and_too_long_crops(cache):
     with pytest.raises(UserError, match="cache of task 'mss', not 'cass'"):
         DynamicMixDataset(cache, "cass", 4)

@@ -66,7 +66,7 @@ def test_separate_files_and_folder_with_a_bad_file(tmp_path, checkpoint, capsys)
             int(0.7 * SR),
             "PCM_24",
         )
-        voice = sf.info(tmp_path / "out" / "voice" / f"{stem}.wav")
+        voice = sf.info(tmp_path / "out" / "sub" / "voice" / f"{stem}.wav")
         assert (voice.samplerate, voice.channels, voice.frames) == (22050, 1, int(0.5 * 22050))
     assert not (tmp_path / "out" / "broken").exists()
 

@@ -128,3 +128,28 @@ def test_bf16_precision_on_cpu_is_opt_in_and_close(tiny_model):
     assert snr > 20.0  # bf16 has 8 mantissa bits; the difference stays small
     with pytest.raises(ValueError, match="precision"):
         separate_track(tiny_model, mix, precision="fp16", **kwargs)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_stream_yields_early_and_equals_the_whole_track(batch_size):
+    from sfc.eval.separate import separate_stream
+
+    model = ToyModel("mean")  # every chunk boundary shows in the output
+    mix = torch.randn(2, 97)
+    mix[:, 30:52] = 0.0  # silent chunks (20..30 and 30..40 partly) are skipped, still counted
+    reads: list[int] = []
+
+    def read(start, stop):
+        reads.append(stop)
+        return mix[:, start:stop]
+
+    blocks, seen_at_yield = [], []
+    for block in separate_stream(model, read, 97, 1.0, 0.5, batch_size):
+        blocks.append(block)
+        seen_at_yield.append(max(reads))
+    whole = separate_track(ToyModel("mean"), mix, 1.0, 0.5, batch_size)
+    torch.testing.assert_close(torch.cat(blocks, -1), whole)
+    assert len(blocks) > 1 and sum(b.shape[-1] for b in blocks) == 97
+    # bounded look-ahead: a block is out once at most `batch_size` more chunks were read
+    assert seen_at_yield[0] <= 10 + batch_size * 5
+    assert all(b.shape[-1] <= 10 + batch_size * 5 for b in blocks)

@@ -43,7 +43,7 @@ def _save_model(tmp_path, exp_id: str):
 
 
 def _table_frame(rows: list[tuple]) -> pd.DataFrame:
-    """A table CSV's frame from rows up to ``diff``; no significance test (baseline "", p NaN)."""
+    """A table CSV's frame from rows up to ``n_tracks``; no significance test (baseline "", p NaN)."""
     return pd.DataFrame([(*r, "", np.nan, None) for r in rows], columns=list(TABLE_COLUMNS))
 
 
@@ -71,7 +71,7 @@ def _table_csv(tmp_path):
                 )
             )
     path = tmp_path / "num_bands.csv"
-    _table_frame(rows).to_csv(path, index=False)
+    _table_frame([(*row, 3) for row in rows]).to_csv(path, index=False)  # n_tracks 3
     return path
 
 
@@ -97,7 +97,7 @@ def test_summary_plots(tmp_path):
 def test_summary_plot_needs_an_sdr_column(tmp_path):
     path = tmp_path / "t.csv"
     _table_frame(
-        [("cost", "", "mss-sfc_ca-tiny-k16", "params", "params (M)", "total", 1, 0, 1, 0, 0)]
+        [("cost", "", "mss-sfc_ca-tiny-k16", "params", "params (M)", "total", 1, 0, 1, 0, 0, 3)]
     ).to_csv(path, index=False)
     with pytest.raises(UserError, match="SDR"):
         figures.plot_num_bands([path], tmp_path / "x.png")

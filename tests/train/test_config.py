@@ -127,3 +127,29 @@ def test_set_values_are_yaml_scalars():
         "c": "auto",
         "d": [1, 2],
     }
+
+
+@pytest.mark.parametrize(
+    "pair, match",
+    [
+        ("lr=-1", r"lr must be > 0, got -1\.0"),
+        ("lr=0", "lr must be > 0"),
+        ("weight_decay=-0.1", "weight_decay must be >= 0"),
+        ("grad_clip=0", "grad_clip must be > 0"),
+        ("decay_gamma=0", r"decay_gamma must be in \(0, 1\]"),
+        ("decay_gamma=1.5", "decay_gamma"),
+        ("betas=[0.9, 1.0]", r"betas must be in \[0, 1\)"),
+        ("segment_seconds=0", "segment_seconds must be > 0"),
+        ("valid_chunk_seconds=-2", "valid_chunk_seconds must be > 0"),
+        ("valid_shift_seconds=0", "valid_shift_seconds must be > 0"),
+        ("gain_db=-3", "gain_db must be >= 0"),
+        ("warmup_steps=-1", "warmup_steps must be >= 0"),
+        ("decay_start=-5", "decay_start must be >= 0"),
+        ("num_workers=-1", "num_workers must be >= 0"),
+        ("num_valid_tracks=0", "num_valid_tracks must be >= 1"),
+        ("lr=.nan", "lr must be a finite number"),
+    ],
+)
+def test_out_of_range_values_are_errors_naming_the_key(pair, match):
+    with pytest.raises(UserError, match=match):
+        resolve_config("mss", sets=[pair])

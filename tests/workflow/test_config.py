@@ -122,6 +122,23 @@ def test_bad_config_fails_before_any_job(tmp_path, changes, message):
     assert not (tmp_path / "results").exists()  # no job ran
 
 
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"learning_rate": 0.1}, "'learning_rate'"),  # unknown key
+        ({"total_steps": "many"}, "total_steps must be int"),  # wrong type
+        ({"lr": -1}, "lr"),  # out of range
+    ],
+)
+def test_bad_train_set_fails_the_dry_run(tmp_path, value, message):
+    """`train.set` goes through the code `sfc train --set` uses when the DAG is built, not in the jobs."""
+    config = _bad_config(tmp_path, **{"train.set": value})
+    proc = snakemake("-n", "--configfile", str(config), cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "train.set" in output and message in output, output[-3000:]
+    assert not (tmp_path / "results").exists()
+
+
 def test_unknown_experiment_in_table_is_named(tmp_path):
     table = tmp_path / "exp.tsv"
     table.write_text(

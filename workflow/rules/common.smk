@@ -102,6 +102,36 @@ def _check_figures(figures, tables):
                 )
 
 
+def _yaml_scalar(value):
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
+
+
+def recipe_of(exp_id):
+    """The training recipe of one experiment: `recipes` maps a model kind (`lightsaft`,
+    `mstfa_unet`, the `mstfa` separator) to its own recipe; everything else uses `recipe`.
+    """
+    exp = experiment(exp_id)
+    kind = exp.family if exp.family != "sfc" else exp.separator
+    return config.get("recipes", {}).get(kind, config["recipe"])
+
+
+def _check_train_set(experiments):
+    """`train.set` through the code `sfc train --set` uses (keys, types, ranges), per task and seed,
+    when the DAG is built: a bad value stops `snakemake -n` instead of every train job.
+    """
+    from sfc.train.config import resolve_config
+
+    sets = [f"{k}={_yaml_scalar(v)}" for k, v in config["train"]["set"].items()]
+    for exp_id in experiments:
+        exp = experiment(exp_id)
+        try:
+            resolve_config(exp.task, recipe_of(exp_id), exp.seed, sets=sets)
+        except UserError as err:
+            raise WorkflowError(f"config key 'train.set' ({exp_id}): {err}") from None
+
+
 RESULTS = f"results/{config['name']}"
 TABLES = _select_tables(load_experiment_table(config["experiments"]), config["tables"])
 _check_figures(config["figures"], TABLES)
@@ -112,6 +142,14 @@ for _exp_id in RELEASED:
     experiment(_exp_id)  # validates the id
 # the ids the import rule may produce; a pattern matching nothing when no model is released
 RELEASED_PATTERN = "|".join(re.escape(e) for e in RELEASED) or "(?!x)x"
+# every experiment a target may name: the tables' and the figures'
+_check_train_set(
+    dict.fromkeys(
+        EXPERIMENTS
+        + config["figures"]["position_bias"]
+        + config["figures"]["attention"]
+    )
+)
 
 
 wildcard_constraints:
@@ -197,21 +235,6 @@ def existing_arg(wildcards):
 def generate_args(wildcards):
     size = config["data"]["generate"]
     return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in size.items())
-
-
-def _yaml_scalar(value):
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    return str(value)
-
-
-def recipe_of(exp_id):
-    """The training recipe of one experiment: `recipes` maps a model kind (`lightsaft`,
-    `mstfa_unet`, the `mstfa` separator) to its own recipe; everything else uses `recipe`.
-    """
-    exp = experiment(exp_id)
-    kind = exp.family if exp.family != "sfc" else exp.separator
-    return config.get("recipes", {}).get(kind, config["recipe"])
 
 
 def train_recipe(wildcards):
