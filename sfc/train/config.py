@@ -180,7 +180,11 @@ class TrainConfig:
 
     def _check_ranges(self) -> None:
         """UserError naming the key for a value outside its meaningful range (before torch sees it)."""
-        floats = {f.name: getattr(self, f.name) for f in fields(self) if f.type in ("float",)}
+        floats = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.type in ("float", "float | None") and getattr(self, f.name) is not None
+        }
         for key, value in {**floats, "betas": self.betas}.items():
             if not all(math.isfinite(v) for v in (value if key == "betas" else (value,))):
                 raise UserError(f"train config: {key} must be a finite number, got {value!r}")
@@ -198,6 +202,8 @@ class TrainConfig:
         )
         for key, low, closed in rules:
             value = getattr(self, key)
+            if value is None:  # grad_clip None: no clipping
+                continue
             if value < low or (value == low and not closed):
                 raise UserError(
                     f"train config: {key} must be {'>=' if closed else '>'} {low:g}, got {value!r}"

@@ -32,7 +32,9 @@ def _hub_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(
+        dest="action", metavar="ACTION", required=True, help="list, download or import"
+    )
     p = sub.add_parser("list", help="list the released model folders")
     _hub_arguments(p)
     p = sub.add_parser("download", help="download one released model folder (Hub cache, HF_HOME)")

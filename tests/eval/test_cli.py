@@ -96,13 +96,13 @@ def test_separate_clear_errors(tmp_path, checkpoint, capsys):
 
 
 def test_separate_threads_and_bf16_precision(tmp_path, checkpoint, monkeypatch):
-    """--threads sets torch's threads; --precision bf16 reaches separate_track."""
-    from sfc.eval import separate_cli
+    """--threads sets torch's threads; --precision bf16 reaches the streaming separation."""
+    from sfc.eval import separate as separate_module
 
     seen = {}
-    real = separate_cli.separate_track
+    real = separate_module.separate_stream
     monkeypatch.setattr(
-        separate_cli, "separate_track", lambda *a, **k: seen.update(k) or real(*a, **k)
+        separate_module, "separate_stream", lambda *a, **k: seen.update(k) or real(*a, **k)
     )
     monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.update(threads=n))
     _wav(tmp_path / "a.wav", 0.3, 2)

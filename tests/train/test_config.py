@@ -148,8 +148,14 @@ def test_set_values_are_yaml_scalars():
         ("num_workers=-1", "num_workers must be >= 0"),
         ("num_valid_tracks=0", "num_valid_tracks must be >= 1"),
         ("lr=.nan", "lr must be a finite number"),
+        ("grad_clip=.inf", "grad_clip must be a finite number"),
     ],
 )
 def test_out_of_range_values_are_errors_naming_the_key(pair, match):
     with pytest.raises(UserError, match=match):
         resolve_config("mss", sets=[pair])
+
+
+def test_no_clipping_is_a_valid_grad_clip():
+    assert resolve_config("mss", sets=["grad_clip=null"]).grad_clip is None
+    assert resolve_config("mss", "lightsaft").grad_clip is None
