@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from sfc.errors import UserError
 from sfc.eval.metrics import TASK_METRICS, score_track
-from sfc.eval.separate import separate_track, separate_track_trimmed
+from sfc.eval.separate import separate_by
 from sfc.eval.separate_cli import add_speed_arguments, apply_threads, check_chunking
 from sfc.eval.table import (
     aggregate_dict,
@@ -163,24 +163,16 @@ def score_one(
         )
     t0 = time.perf_counter()
     mix = torch.from_numpy(track.mixture)
-    if args.chunking == "trimmed":
-        est = separate_track_trimmed(
-            model,
-            mix,
-            args.chunk_seconds,
-            args.trim_seconds,
-            args.batch_size,
-            precision=args.precision,
-        )  # (N, C, L)
-    else:
-        est = separate_track(
-            model,
-            mix,
-            args.chunk_seconds,
-            args.shift_seconds,
-            args.batch_size,
-            precision=args.precision,
-        )  # (N, C, L)
+    est = separate_by(
+        args.chunking,
+        model,
+        mix,
+        args.chunk_seconds,
+        args.shift_seconds,
+        args.trim_seconds,
+        args.batch_size,
+        precision=args.precision,
+    )  # (N, C, L)
     t1 = time.perf_counter()
     targets = model_targets(experiment, args.task)
     index = [TASKS[args.task].sources.index(t) for t in targets]

@@ -79,6 +79,37 @@ def separate_track_trimmed(
     return out[..., :length].contiguous()
 
 
+Chunking = Literal["overlap", "trimmed"]
+
+
+def separate_by(
+    chunking: Chunking,
+    model: nn.Module,
+    mix: torch.Tensor,
+    chunk_seconds: float,
+    shift_seconds: float,
+    trim_seconds: float,
+    batch_size: int,
+    device: torch.device | str | None = None,
+    precision: Precision = "auto",
+) -> torch.Tensor:
+    """Whole-track separation with the named chunking: ``overlap`` (``separate_track``, the paper's) or
+    ``trimmed`` (``separate_track_trimmed``, LightSAFT-Net's); the other one's hop/trim is unused.
+
+    Shapes:
+        mix: (C, L) -> (N, C, L)
+    """
+    if chunking == "trimmed":
+        return separate_track_trimmed(
+            model, mix, chunk_seconds, trim_seconds, batch_size, device, precision=precision
+        )
+    if chunking != "overlap":
+        raise ValueError(f"chunking must be 'overlap' or 'trimmed', got {chunking!r}")
+    return separate_track(
+        model, mix, chunk_seconds, shift_seconds, batch_size, device, precision=precision
+    )
+
+
 def chunk_starts(length: int, chunk: int, shift: int) -> list[int]:
     """Start samples of the chunks covering ``length`` samples.
 

@@ -19,7 +19,34 @@ from sfc.models.config import ModelConfig
 from sfc.stft import STFT, rms_scale
 
 
-class SeparationModel(nn.Module):
+class AudioModel(nn.Module):
+    """What every waveform separator of the zoo exposes, read from its ``config`` (a ModelConfig):
+    channels, sources, sample rate, and the channel check of its input (B, C, L).
+    """
+
+    config: ModelConfig
+
+    @property
+    def num_channels(self) -> int:
+        return self.config.num_channels
+
+    @property
+    def num_sources(self) -> int:
+        return self.config.num_sources
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    def check_channels(self, mix: torch.Tensor) -> None:
+        """UserError unless ``mix`` (B, C, L) has the model's number of channels."""
+        if mix.shape[1] != self.num_channels:
+            raise UserError(
+                f"this model separates {self.num_channels}-channel audio, got {mix.shape[1]} channel(s)"
+            )
+
+
+class SeparationModel(AudioModel):
     """Waveform-to-waveform separator built from a ModelConfig.
 
     Shapes:
@@ -36,28 +63,13 @@ class SeparationModel(nn.Module):
         self.separator = separator
         self.decoder = decoder
 
-    @property
-    def num_channels(self) -> int:
-        return self.config.num_channels
-
-    @property
-    def num_sources(self) -> int:
-        return self.config.num_sources
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
     def check_input(self, mix: torch.Tensor) -> None:
         """Raise UserError for input this model cannot separate."""
         if mix.dim() != 3:
             raise UserError(
                 f"expected input of shape (batch, channels, samples), got {tuple(mix.shape)}"
             )
-        if mix.shape[1] != self.num_channels:
-            raise UserError(
-                f"this model separates {self.num_channels}-channel audio, got {mix.shape[1]} channel(s)"
-            )
+        self.check_channels(mix)
         if mix.shape[-1] < self.config.n_fft:
             raise UserError(
                 f"input of {mix.shape[-1]} samples is shorter than one STFT window ({self.config.n_fft})"

@@ -14,11 +14,14 @@ Shapes (B batch, C audio channels, T frames, F = 1025 bins, f a level's frequenc
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 
 from sfc.errors import UserError
 from sfc.models.config import ModelConfig
+from sfc.models.model import AudioModel
 from sfc.stft import STFT
 
 
@@ -113,7 +116,7 @@ def xavier_init(module: nn.Module) -> None:
             nn.init.xavier_normal_(param)
 
 
-class SpectrogramUNetModel(nn.Module):
+class SpectrogramUNetModel(AudioModel, abc.ABC):
     """Waveform wrapper of a complex-mapping U-Net: STFT, length padding, iSTFT.
 
     Subclasses define ``network(x (B, 2C, T, F), cond (B,) or None) -> (B, 2C, T, F)`` (one source
@@ -128,18 +131,6 @@ class SpectrogramUNetModel(nn.Module):
         self.config = config
         self.num_down = num_down
         self.stft = STFT(config.n_fft, config.hop_length)
-
-    @property
-    def num_channels(self) -> int:
-        return self.config.num_channels
-
-    @property
-    def num_sources(self) -> int:
-        return self.config.num_sources
-
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
 
     def padded_length(self, length: int) -> int:
         """The smallest hop·(m·2^num_down − 1) >= length, so that T = 1 + L // hop ≡ 0 (mod 2^num_down).
@@ -158,10 +149,7 @@ class SpectrogramUNetModel(nn.Module):
                 f"expected floating-point input (batch, channels, samples), got {tuple(mix.shape)} "
                 f"{mix.dtype}"
             )
-        if mix.shape[1] != self.num_channels:
-            raise UserError(
-                f"this model separates {self.num_channels}-channel audio, got {mix.shape[1]} channel(s)"
-            )
+        self.check_channels(mix)
 
     def spec(self, wav: torch.Tensor) -> torch.Tensor:
         """Complex-as-channels STFT of the padded waveform: (B, C, L) -> (B, 2C, T, F), fp32."""
@@ -178,8 +166,9 @@ class SpectrogramUNetModel(nn.Module):
         wav = self.stft.inverse(spec, self.config.hop_length * (frames - 1))  # (B, N, C, L')
         return wav[..., :length]
 
+    @abc.abstractmethod
     def network(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+        """(B, 2C, T, F) -> (B, 2C, T, F) for one condition per example, or (B, N·2C, T, F)."""
 
     def spec_sources(self, refs: torch.Tensor) -> torch.Tensor:
         """Targets in the network's output layout: (B, N, C, L) -> (B, N·2C, T, F)."""

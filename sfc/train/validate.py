@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from sfc.eval.metrics import usdr
-from sfc.eval.separate import separate_track, separate_track_trimmed
+from sfc.eval.separate import separate_by
 from sfc.train.config import TrainConfig
 from sfc.train.data import ValidTrack
 from sfc.train.dist import DistInfo, all_gather
@@ -36,24 +36,16 @@ def score_valid_track(
     ref = torch.from_numpy(track.sources)  # (N_task, C, L)
     if target_indices is not None:
         ref = ref[target_indices]  # (N, C, L) the model's targets
-    if config.valid_chunking == "trimmed":
-        est = separate_track_trimmed(
-            model,
-            mix,
-            config.valid_chunk_seconds,
-            config.valid_trim_seconds,
-            config.valid_batch_size,
-            device=device,
-        )  # (N, C, L)
-    else:
-        est = separate_track(
-            model,
-            mix,
-            config.valid_chunk_seconds,
-            config.valid_shift_seconds,
-            config.valid_batch_size,
-            device=device,
-        )  # (N, C, L)
+    est = separate_by(
+        config.valid_chunking,
+        model,
+        mix,
+        config.valid_chunk_seconds,
+        config.valid_shift_seconds,
+        config.valid_trim_seconds,
+        config.valid_batch_size,
+        device,
+    )  # (N, C, L)
     if config.val_metric == "l1":
         # ASSUMPTION: the mean over the whole track; the authors average per-window means.
         loss = (est - ref).abs().mean().item()
